@@ -1,0 +1,514 @@
+"""``AccountReconciler``: the sans-IO merge of one account's observations.
+
+Observations go in; events (for the consumer) and needs (for the I/O layer)
+come out. No I/O, no clock: time arrives as arguments. The fill ledger is
+injected and only called synchronously.
+
+Laws (DESIGN.md §3, proven by the Hypothesis tests in ``tests/core``):
+
+* merging an observation twice emits nothing the second time;
+* any order of the same single observations reaches the same state;
+* an emitted order never moves back under :func:`order_version`, and a stale
+  observation changes nothing;
+* one final complete snapshot plus backfill makes the state equal to the venue.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from decimal import Decimal
+from typing import assert_never
+
+import attrs
+
+from ._events import (
+    BackfillFills,
+    Discrepancy,
+    DiscrepancyKind,
+    Event,
+    FillBusted,
+    FillRecorded,
+    Need,
+    OrderUpdated,
+    PositionUpdated,
+    ResolveOrder,
+    Severity,
+)
+from ._ledger import RecordOutcome
+from ._types import (
+    Fill,
+    FillBust,
+    OpenOrdersSnapshot,
+    Order,
+    OrderStatus,
+    Position,
+    PositionsSnapshot,
+    Source,
+)
+from ._versions import order_version, position_version
+from .errors import UsageError
+from .typing import FillLedger, Observation
+
+__all__ = ["AccountReconciler", "MergeStep", "ReconcilerStats"]
+
+
+@attrs.frozen
+class MergeStep:
+    """What one reconciler input produced: events for the consumer, new needs."""
+
+    events: tuple[Event, ...] = ()
+    needs: tuple[Need, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.needs)
+
+
+@attrs.define
+class ReconcilerStats:
+    """Counters the runtime reports in its health snapshot."""
+
+    fills_from_ws: int = 0
+    fills_from_rest: int = 0
+    duplicate_fills: int = 0
+    stale_observations: int = 0
+    late_busted_fills: int = 0
+    evicted_orders: int = 0
+
+
+def _need_key(need: Need) -> Hashable:
+    if isinstance(need, ResolveOrder):
+        return ("resolve", need.order_id)
+    if isinstance(need, BackfillFills):
+        if need.order_id is not None:
+            return ("order-fills", need.order_id)
+        return ("position-fills", need.instrument)
+    msg = f"unknown need {need!r}"
+    raise UsageError(msg)
+
+
+@attrs.define(eq=False)
+class AccountReconciler:
+    """Merges one venue account's orders, fills and positions.
+
+    ``max_terminal_orders`` bounds memory: the oldest terminal orders beyond it
+    are forgotten (live orders never are). ``max_needs`` bounds the
+    outstanding needs; beyond it new needs are dropped and the next full
+    reconciliation finds the same gaps again.
+    """
+
+    venue: str = attrs.field(validator=attrs.validators.min_len(1))
+    account: str = attrs.field(validator=attrs.validators.min_len(1))
+    ledger: FillLedger
+    max_terminal_orders: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    max_needs: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+
+    stats: ReconcilerStats = attrs.field(init=False, factory=ReconcilerStats)
+    _orders: dict[str, Order] = attrs.field(init=False, factory=dict)
+    _unknown: set[str] = attrs.field(init=False, factory=set)
+    _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
+    _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
+    _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
+    _reported: set[Hashable] = attrs.field(init=False, factory=set)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AccountReconciler {self.venue}:{self.account} orders={len(self._orders)} "
+            f"positions={len(self._positions)} needs={len(self._needs)}>"
+        )
+
+    # -- views ---------------------------------------------------------------
+
+    @property
+    def orders(self) -> Mapping[str, Order]:
+        """Merged orders by id; an order the venue cannot account for shows ``UNKNOWN``."""
+        return {oid: self._effective(o) for oid, o in self._orders.items()}
+
+    @property
+    def positions(self) -> Mapping[str, Position]:
+        """Merged positions by instrument."""
+        return {instrument: p for instrument, (_, p) in self._positions.items()}
+
+    @property
+    def needs(self) -> Sequence[Need]:
+        """Needs raised and not yet answered, oldest first."""
+        return tuple(self._needs.values())
+
+    @property
+    def live_orders(self) -> Sequence[Order]:
+        """Orders the venue may still fill (``UNKNOWN`` ones included)."""
+        return tuple(self._effective(o) for o in self._orders.values() if o.is_live)
+
+    def _effective(self, order: Order) -> Order:
+        if order.order_id in self._unknown:
+            return attrs.evolve(order, status=OrderStatus.UNKNOWN)
+        return order
+
+    # -- inputs --------------------------------------------------------------
+
+    def merge(self, observation: Observation) -> MergeStep:
+        """Merge one observation (order, fill, position or bust)."""
+        out = _Out()
+        self._merge_one(observation, out)
+        return out.step()
+
+    def merge_many(self, observations: Sequence[Observation]) -> MergeStep:
+        """Merge observations in sequence; one step with all their output."""
+        out = _Out()
+        for observation in observations:
+            self._merge_one(observation, out)
+        return out.step()
+
+    def merge_open_orders(self, snapshot: OpenOrdersSnapshot) -> MergeStep:
+        """Merge a complete open-orders snapshot.
+
+        Listed orders merge like single observations. A locally live order
+        missing from a complete snapshot is *not* thereby closed: it raises a
+        :class:`ResolveOrder` need.
+        """
+        out = _Out()
+        listed: set[str] = set()
+        for order in snapshot.orders:
+            listed.add(order.order_id)
+            self._merge_order(order, out)
+        if snapshot.complete:
+            for order_id, order in list(self._orders.items()):
+                if not order.is_live or order_id in listed:
+                    continue
+                if snapshot.instrument is not None and order.instrument != snapshot.instrument:
+                    continue
+                self._raise_need(ResolveOrder(order_id=order_id, client_id=order.client_id), out)
+        return out.step()
+
+    def merge_positions(self, snapshot: PositionsSnapshot) -> MergeStep:
+        """Merge a complete positions snapshot.
+
+        A locally non-flat position absent from the snapshot, and older than
+        its ``as_of``, is flat at ``as_of``.
+        """
+        out = _Out()
+        listed: set[str] = set()
+        for position in snapshot.positions:
+            listed.add(position.instrument)
+            self._merge_position(position, out, inferred=False)
+        if snapshot.complete and snapshot.as_of is not None:
+            for instrument, (_, current) in list(self._positions.items()):
+                if instrument in listed or current.size == 0 or current.updated_at >= snapshot.as_of:
+                    continue
+                flat = Position(
+                    instrument=instrument,
+                    size=Decimal(0),
+                    entry_price=None,
+                    last_fill_id=None,
+                    updated_at=snapshot.as_of,
+                    sequence=None,
+                    source=Source.REST,
+                )
+                self._merge_position(flat, out, inferred=True)
+        return out.step()
+
+    def resolve_failed(self, order_id: str, *, reason: str) -> MergeStep:
+        """The venue could not account for ``order_id`` (not found, or the read failed).
+
+        A live order becomes ``UNKNOWN`` with an ``ORDER_UNKNOWN`` discrepancy,
+        once; its :class:`ResolveOrder` need stays outstanding for retries. No
+        terminal state is ever inferred.
+        """
+        out = _Out()
+        current = self._orders.get(order_id)
+        if current is None:
+            marker = ("unknown-ref", order_id)
+            if marker not in self._reported:
+                self._reported.add(marker)
+                out.events.append(
+                    Discrepancy(
+                        kind=DiscrepancyKind.ORDER_UNKNOWN,
+                        subject=f"order {order_id}",
+                        detail=f"fills name this order but the venue cannot find it: {reason}",
+                        severity=Severity.WARNING,
+                    )
+                )
+        elif current.is_live and order_id not in self._unknown:
+            self._unknown.add(order_id)
+            out.events.append(OrderUpdated(order=self._effective(current), previous=current))
+            out.events.append(
+                Discrepancy(
+                    kind=DiscrepancyKind.ORDER_UNKNOWN,
+                    subject=f"order {order_id}",
+                    detail=f"live locally, absent from the open orders, and not resolvable: {reason}",
+                    expected=current.status.value,
+                    seen="not found",
+                    severity=Severity.ERROR,
+                )
+            )
+        return out.step()
+
+    def backfill_done(self, need: BackfillFills, *, complete_up_to: int) -> MergeStep:
+        """A backfill for ``need`` finished; REST is complete up to ``complete_up_to``.
+
+        A gap that is still open and older than ``complete_up_to`` becomes a
+        ``MISSING_FILLS`` discrepancy (once) and the need is dropped; a younger
+        gap stays outstanding (the fills may still be settling).
+        """
+        out = _Out()
+        key = _need_key(need)
+        if key not in self._needs:
+            return out.step()
+        if need.order_id is not None:
+            order = self._orders.get(need.order_id)
+            gap = self._order_gap(order) if order is not None else None
+            if gap is None or order is None:
+                del self._needs[key]
+            elif order.updated_at <= complete_up_to:
+                del self._needs[key]
+                recorded, filled = gap
+                self._report_missing(
+                    ("missing-order", order.order_id),
+                    subject=f"order {order.order_id}",
+                    detail="the order's filled quantity is ahead of its recorded fills after a backfill",
+                    expected=str(filled),
+                    seen=str(recorded),
+                    out=out,
+                )
+        elif need.instrument is not None:
+            entry = self._positions.get(need.instrument)
+            position = entry[1] if entry else None
+            if position is None or not self._position_gap(position):
+                del self._needs[key]
+            elif position.updated_at <= complete_up_to:
+                del self._needs[key]
+                self._report_missing(
+                    ("missing-position", need.instrument, position.last_fill_id),
+                    subject=f"position {need.instrument}",
+                    detail="the position's last fill is not in the ledger after a backfill",
+                    expected=position.last_fill_id,
+                    seen="absent",
+                    out=out,
+                )
+        return out.step()
+
+    # -- merging -------------------------------------------------------------
+
+    def _merge_one(self, observation: Observation, out: _Out) -> None:
+        if isinstance(observation, Order):
+            self._merge_order(observation, out)
+        elif isinstance(observation, Fill):
+            self._merge_fill(observation, out)
+        elif isinstance(observation, Position):
+            self._merge_position(observation, out, inferred=False)
+        elif isinstance(observation, FillBust):
+            self._merge_bust(observation, out)
+        else:
+            assert_never(observation)
+
+    def _merge_order(self, order: Order, out: _Out) -> None:
+        if order.status is OrderStatus.UNKNOWN:
+            msg = f"order {order.order_id}: UNKNOWN is set by the reconciler, not observed"
+            raise UsageError(msg)
+        order_id = order.order_id
+        current = self._orders.get(order_id)
+        if current is not None:
+            new_key, cur_key = order_version(order), order_version(current)
+            if new_key < cur_key:
+                self.stats.stale_observations += 1
+                return
+            if new_key == cur_key:
+                # Venue evidence for the order as we know it: resolves UNKNOWN.
+                self._needs.pop(("resolve", order_id), None)
+                if order_id in self._unknown:
+                    self._unknown.discard(order_id)
+                    out.events.append(OrderUpdated(order=current, previous=self._effective_prev(current)))
+                return
+        previous = None if current is None else self._effective(current)
+        self._unknown.discard(order_id)
+        self._orders[order_id] = order
+        self._needs.pop(("resolve", order_id), None)
+        out.events.append(OrderUpdated(order=order, previous=previous))
+        self._check_order_gap(order, out)
+        if order.status.is_terminal:
+            self._terminal[order_id] = None
+            self._terminal.move_to_end(order_id)
+            self._evict()
+
+    def _effective_prev(self, order: Order) -> Order:
+        return attrs.evolve(order, status=OrderStatus.UNKNOWN)
+
+    def _evict(self) -> None:
+        while len(self._terminal) > self.max_terminal_orders:
+            order_id, _ = self._terminal.popitem(last=False)
+            self._orders.pop(order_id, None)
+            self._unknown.discard(order_id)
+            self._needs.pop(("order-fills", order_id), None)
+            self._needs.pop(("resolve", order_id), None)
+            self._reported.discard(("missing-order", order_id))
+            self._reported.discard(("overfill", order_id))
+            self.stats.evicted_orders += 1
+
+    def _merge_fill(self, fill: Fill, out: _Out) -> None:
+        key = fill.key
+        if key.venue != self.venue or key.account != self.account:
+            msg = f"fill {key} does not belong to {self.venue}:{self.account}"
+            raise UsageError(msg)
+        result = self.ledger.record(fill)
+        outcome = result.outcome
+        if outcome is RecordOutcome.RECORDED:
+            assert result.offset is not None  # noqa: S101 - ledger contract
+            if fill.source is Source.WS:
+                self.stats.fills_from_ws += 1
+            else:
+                self.stats.fills_from_rest += 1
+            out.events.append(FillRecorded(fill=fill, offset=result.offset))
+        elif outcome is RecordOutcome.DUPLICATE:
+            self.stats.duplicate_fills += 1
+            return
+        elif outcome is RecordOutcome.CONFLICT:
+            existing = result.existing
+            out.events.append(
+                Discrepancy(
+                    kind=DiscrepancyKind.FILL_CONFLICT,
+                    subject=f"fill {key}",
+                    detail="the same fill key arrived with different content; the first is kept",
+                    expected=repr(existing.content()) if existing else None,
+                    seen=repr(fill.content()),
+                    severity=Severity.ERROR,
+                )
+            )
+            return
+        elif outcome is RecordOutcome.BUSTED:
+            self.stats.late_busted_fills += 1
+        else:
+            assert_never(outcome)
+        # A new fill may close (or reveal) gaps.
+        if fill.order_id is not None:
+            order = self._orders.get(fill.order_id)
+            if order is None:
+                self._raise_need(ResolveOrder(order_id=fill.order_id, client_id=fill.client_id), out)
+            else:
+                self._check_order_gap(order, out)
+        entry = self._positions.get(fill.instrument)
+        if entry is not None and entry[1].last_fill_id == key.fill_id:
+            self._needs.pop(("position-fills", fill.instrument), None)
+
+    def _merge_bust(self, bust: FillBust, out: _Out) -> None:
+        if bust.venue != self.venue or bust.account != self.account:
+            msg = f"bust of {bust.fill_id} does not belong to {self.venue}:{self.account}"
+            raise UsageError(msg)
+        result = self.ledger.bust(bust)
+        if not result.new:
+            return
+        assert result.offset is not None  # noqa: S101 - ledger contract
+        fill = result.fills[0] if result.fills else None
+        out.events.append(FillBusted(bust=bust, fill=fill, offset=result.offset))
+
+    def _merge_position(self, position: Position, out: _Out, *, inferred: bool) -> None:
+        instrument = position.instrument
+        key = position_version(position, inferred=inferred)
+        current = self._positions.get(instrument)
+        if current is not None and key <= current[0]:
+            if key < current[0]:
+                self.stats.stale_observations += 1
+            return
+        previous = current[1] if current is not None else None
+        self._positions[instrument] = (key, position)
+        if previous is None or previous != position:
+            out.events.append(PositionUpdated(position=position, previous=previous))
+        if self._position_gap(position):
+            since = previous.updated_at if previous is not None else position.updated_at
+            self._raise_need(
+                BackfillFills(
+                    since=min(since, position.updated_at),
+                    instrument=instrument,
+                    reason=f"position {instrument} last fill {position.last_fill_id} not recorded",
+                ),
+                out,
+            )
+        else:
+            self._needs.pop(("position-fills", instrument), None)
+
+    # -- gaps and needs ------------------------------------------------------
+
+    def _order_gap(self, order: Order) -> tuple[Decimal, Decimal] | None:
+        """(recorded, filled) when the order's fills lag its filled quantity."""
+        if order.filled_quantity <= 0:
+            return None
+        recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
+        if recorded < order.filled_quantity:
+            return recorded, order.filled_quantity
+        return None
+
+    def _position_gap(self, position: Position) -> bool:
+        fill_id = position.last_fill_id
+        if not fill_id:
+            return False
+        return not self.ledger.knows_fill_id(venue=self.venue, account=self.account, fill_id=fill_id)
+
+    def _check_order_gap(self, order: Order, out: _Out) -> None:
+        key = ("order-fills", order.order_id)
+        if self._order_gap(order) is not None:
+            self._raise_need(
+                BackfillFills(
+                    since=order.created_at,
+                    order_id=order.order_id,
+                    instrument=order.instrument,
+                    reason=f"order {order.order_id} filled {order.filled_quantity} ahead of recorded fills",
+                ),
+                out,
+            )
+            return
+        self._needs.pop(key, None)
+        if order.status.is_terminal:
+            recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
+            if recorded > order.filled_quantity:
+                marker = ("overfill", order.order_id)
+                if marker not in self._reported:
+                    self._reported.add(marker)
+                    out.events.append(
+                        Discrepancy(
+                            kind=DiscrepancyKind.OVERFILL,
+                            subject=f"order {order.order_id}",
+                            detail="recorded fills add up to more than the order's final filled quantity",
+                            expected=str(order.filled_quantity),
+                            seen=str(recorded),
+                            severity=Severity.ERROR,
+                        )
+                    )
+
+    def _raise_need(self, need: Need, out: _Out) -> None:
+        key = _need_key(need)
+        if key in self._needs or len(self._needs) >= self.max_needs:
+            return
+        self._needs[key] = need
+        out.needs.append(need)
+
+    def _report_missing(
+        self,
+        marker: Hashable,
+        *,
+        subject: str,
+        detail: str,
+        expected: str | None,
+        seen: str | None,
+        out: _Out,
+    ) -> None:
+        if marker in self._reported:
+            return
+        self._reported.add(marker)
+        out.events.append(
+            Discrepancy(
+                kind=DiscrepancyKind.MISSING_FILLS,
+                subject=subject,
+                detail=detail,
+                expected=expected,
+                seen=seen,
+                severity=Severity.ERROR,
+            )
+        )
+
+
+@attrs.define
+class _Out:
+    events: list[Event] = attrs.field(factory=list)
+    needs: list[Need] = attrs.field(factory=list)
+
+    def step(self) -> MergeStep:
+        return MergeStep(events=tuple(self.events), needs=tuple(self.needs))

@@ -1,0 +1,355 @@
+"""Venue-neutral value types: what an order, a fill and a position *are*.
+
+Every type here is an immutable attrs class. Nothing in this module knows a
+venue's wire format: plugins convert their payloads with pure functions of
+their own (never ``Fill(**payload)``).
+
+Time is always an ``int`` of **milliseconds since the Unix epoch (UTC)**, the
+unit venues use at their boundary. Money and quantities are
+:class:`decimal.Decimal`, never ``float``.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from attrs import validators as v
+
+__all__ = [
+    "Fill",
+    "FillBust",
+    "FillKey",
+    "FillKind",
+    "Liquidity",
+    "OpenOrdersSnapshot",
+    "Order",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "PositionsSnapshot",
+    "Side",
+    "Source",
+]
+
+
+class Source(enum.Enum):
+    """Where an observation came from (its provenance)."""
+
+    #: The venue's authoritative REST API (or equivalent request/response API).
+    REST = "rest"
+    #: The venue's push stream (WebSocket): fast, but may drop, repeat or reorder.
+    WS = "ws"
+
+
+class Side(enum.Enum):
+    """The side of an order or fill, from this account's point of view."""
+
+    BUY = "buy"
+    SELL = "sell"
+    #: The venue sent a side this library does not know.
+    UNKNOWN = "unknown"
+
+
+class OrderType(enum.Enum):
+    """Normalized order type."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    #: The venue sent a type this library does not know.
+    UNKNOWN = "unknown"
+
+
+class OrderStatus(enum.Enum):
+    """Normalized order status.
+
+    ``FILLED``, ``CANCELED`` and ``REJECTED`` are terminal and absorbing.
+    ``UNKNOWN`` is never sent by a venue: the reconciler sets it when the venue
+    cannot account for an order it should know (see DESIGN.md §3). An
+    ``UNKNOWN`` order is retried, never guessed into a terminal state.
+    """
+
+    #: Accepted by the venue, not yet resting on the book.
+    NEW = "new"
+    #: A conditional (stop / take-profit) order waiting for its trigger.
+    UNTRIGGERED = "untriggered"
+    #: Resting on the book; it may be partially filled.
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    #: The venue could not account for the order; resolution is being retried.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the absorbing states ``FILLED``, ``CANCELED`` and ``REJECTED``."""
+        return self in _TERMINAL
+
+    @property
+    def rank(self) -> int:
+        """Position in the lifecycle, used as a version tie-break."""
+        return _RANK[self]
+
+
+_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
+_RANK = {
+    OrderStatus.UNKNOWN: 0,
+    OrderStatus.UNTRIGGERED: 1,
+    OrderStatus.NEW: 2,
+    OrderStatus.OPEN: 3,
+    OrderStatus.CANCELED: 4,
+    OrderStatus.REJECTED: 5,
+    OrderStatus.FILLED: 6,
+}
+
+
+class FillKind(enum.Enum):
+    """What kind of event a fill records. Every venue fill type maps to one."""
+
+    #: An ordinary trade against the book (including price-improvement variants).
+    TRADE = "trade"
+    #: A fill produced by the liquidation engine.
+    LIQUIDATION = "liquidation"
+    #: A position transferred away (unwind, auto-deleverage transfer).
+    TRANSFER = "transfer"
+    #: A position closed by market settlement (expiry or delisting).
+    SETTLEMENT = "settlement"
+    #: A privately negotiated block trade.
+    BLOCK_TRADE = "block_trade"
+    #: The venue sent a fill type this library does not know. The fill is still
+    #: recorded (never dropped) and a discrepancy is raised.
+    UNKNOWN = "unknown"
+
+
+class Liquidity(enum.Enum):
+    """Whether the fill added or removed liquidity."""
+
+    MAKER = "maker"
+    TAKER = "taker"
+    UNKNOWN = "unknown"
+
+
+_str = v.instance_of(str)
+_optional_str = v.optional(_str)
+_optional_int = v.optional(v.instance_of(int))
+
+
+def _nonempty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        msg = f"{attribute.name} must be a non-empty str, got {value!r}"
+        raise ValueError(msg)
+
+
+def _ms(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        msg = f"{attribute.name} must be an int of milliseconds >= 0, got {value!r}"
+        raise ValueError(msg)
+
+
+def _finite(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        msg = f"{attribute.name} must be a finite Decimal, got {value!r}"
+        raise ValueError(msg)
+
+
+def _finite_nonnegative(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite(_inst, attribute, value)
+    if isinstance(value, Decimal) and value < 0:
+        msg = f"{attribute.name} must be >= 0, got {value}"
+        raise ValueError(msg)
+
+
+def _optional_finite(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, Decimal) or not value.is_finite()):
+        msg = f"{attribute.name} must be a finite Decimal or None, got {value!r}"
+        raise ValueError(msg)
+
+
+def _orders(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(o, Order) for o in value):
+        msg = f"{attribute.name} must be a tuple of Order"
+        raise TypeError(msg)
+
+
+def _positions(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(p, Position) for p in value):
+        msg = f"{attribute.name} must be a tuple of Position"
+        raise TypeError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class FillKey:
+    """The identity of a fill: unique within one venue account.
+
+    ``fill_type`` is the venue's *canonical* fill type name (a plugin maps
+    renamed types to one name), because some venues only promise fill ids to be
+    unique per type. ``venue`` and ``account`` make one ledger able to hold
+    many accounts and venues.
+    """
+
+    venue: str = attrs.field(validator=_nonempty)
+    account: str = attrs.field(validator=_nonempty)
+    fill_type: str = attrs.field(validator=_nonempty)
+    fill_id: str = attrs.field(validator=_nonempty)
+
+    def __str__(self) -> str:
+        return f"{self.venue}:{self.account}:{self.fill_type}:{self.fill_id}"
+
+
+@attrs.frozen(kw_only=True)
+class Fill:
+    """One execution (or position-changing event) on the account.
+
+    Identity is :attr:`key`; two fills with the same key but different
+    :meth:`content` are a ``FILL_CONFLICT``. :attr:`source` (provenance) is
+    not part of the content: the same fill seen on the stream and over REST is
+    one fill.
+    """
+
+    key: FillKey = attrs.field(validator=v.instance_of(FillKey))
+    kind: FillKind = attrs.field(validator=v.instance_of(FillKind))
+    #: The order this fill executed, or ``None`` for fills without an order
+    #: (some liquidation, transfer and settlement fills).
+    order_id: str | None = attrs.field(validator=_optional_str)
+    instrument: str = attrs.field(validator=_nonempty)
+    side: Side = attrs.field(validator=v.instance_of(Side))
+    price: Decimal = attrs.field(validator=_finite)
+    size: Decimal = attrs.field(validator=_finite_nonnegative)
+    #: Fee paid; negative means a rebate.
+    fee: Decimal = attrs.field(validator=_finite)
+    fee_currency: str = attrs.field(validator=_str)
+    liquidity: Liquidity = attrs.field(validator=v.instance_of(Liquidity))
+    #: Venue time of the fill, ms since the epoch.
+    time: int = attrs.field(validator=_ms)
+    source: Source = attrs.field(validator=v.instance_of(Source))
+    client_id: str | None = attrs.field(default=None, validator=_optional_str)
+    realized_pnl: Decimal | None = attrs.field(default=None, validator=_optional_finite)
+
+    def content(self) -> tuple[object, ...]:
+        """The fields that must agree between two sightings of the same fill."""
+        return (
+            self.kind,
+            self.order_id,
+            self.instrument,
+            self.side,
+            self.price,
+            self.size,
+            self.fee,
+            self.fee_currency,
+            self.time,
+        )
+
+    @property
+    def signed_size(self) -> Decimal:
+        """``+size`` for a buy, ``-size`` for a sell (``0`` for an unknown side)."""
+        if self.side is Side.BUY:
+            return self.size
+        if self.side is Side.SELL:
+            return -self.size
+        return Decimal(0)
+
+
+@attrs.frozen(kw_only=True)
+class FillBust:
+    """The venue reverted a fill it had reported ("trade bust").
+
+    Venues may name only the fill id (not its type), so a bust applies to every
+    fill of the account with that id.
+    """
+
+    venue: str = attrs.field(validator=_nonempty)
+    account: str = attrs.field(validator=_nonempty)
+    fill_id: str = attrs.field(validator=_nonempty)
+    time: int = attrs.field(validator=_ms)
+    source: Source = attrs.field(validator=v.instance_of(Source))
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """One venue-reported version of an order.
+
+    The reconciler keeps, per order id, the maximum version observed (see
+    :func:`reconcile_core.order_version`).
+    """
+
+    order_id: str = attrs.field(validator=_nonempty)
+    client_id: str | None = attrs.field(validator=_optional_str)
+    instrument: str = attrs.field(validator=_nonempty)
+    side: Side = attrs.field(validator=v.instance_of(Side))
+    type: OrderType = attrs.field(validator=v.instance_of(OrderType))
+    #: Limit price; ``None`` for market orders.
+    price: Decimal | None = attrs.field(validator=_optional_finite)
+    quantity: Decimal = attrs.field(validator=_finite_nonnegative)
+    filled_quantity: Decimal = attrs.field(validator=_finite_nonnegative)
+    average_fill_price: Decimal | None = attrs.field(validator=_optional_finite)
+    status: OrderStatus = attrs.field(validator=v.instance_of(OrderStatus))
+    #: Why a terminal order ended without filling (venue's own code), else ``None``.
+    cancel_reason: str | None = attrs.field(validator=_optional_str)
+    created_at: int = attrs.field(validator=_ms)
+    #: Venue time of this version, ms since the epoch.
+    updated_at: int = attrs.field(validator=_ms)
+    #: The venue's per-update sequence number. Only comparable within one source.
+    sequence: int | None = attrs.field(validator=_optional_int)
+    source: Source = attrs.field(validator=v.instance_of(Source))
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        """What is still unfilled (never below zero)."""
+        return max(self.quantity - self.filled_quantity, Decimal(0))
+
+    @property
+    def is_live(self) -> bool:
+        """True while the venue may still fill the order."""
+        return self.status in (OrderStatus.NEW, OrderStatus.UNTRIGGERED, OrderStatus.OPEN)
+
+
+@attrs.frozen(kw_only=True)
+class Position:
+    """One venue-reported version of the account's position in an instrument."""
+
+    instrument: str = attrs.field(validator=_nonempty)
+    #: Signed size: positive long, negative short, zero flat.
+    size: Decimal = attrs.field(validator=_finite)
+    entry_price: Decimal | None = attrs.field(validator=_optional_finite)
+    #: The fill that last changed the position (a consistency cut against the ledger).
+    last_fill_id: str | None = attrs.field(validator=_optional_str)
+    updated_at: int = attrs.field(validator=_ms)
+    #: The venue's per-update sequence number. Only comparable within one source.
+    sequence: int | None = attrs.field(validator=_optional_int)
+    source: Source = attrs.field(validator=v.instance_of(Source))
+
+
+@attrs.frozen(kw_only=True)
+class OpenOrdersSnapshot:
+    """A *complete* list of the account's live orders, read from the source of truth.
+
+    ``complete`` is false when some rows could not be parsed: the listed orders
+    still merge, but absence from the list then proves nothing.
+    """
+
+    orders: tuple[Order, ...] = attrs.field(validator=_orders)
+    complete: bool = True
+    #: When set, the snapshot covers only this instrument.
+    instrument: str | None = attrs.field(default=None, validator=_optional_str)
+
+
+@attrs.frozen(kw_only=True)
+class PositionsSnapshot:
+    """A complete list of the account's positions.
+
+    ``as_of`` is a venue time up to which the snapshot is known to be current
+    (for example, the newest ``updated_at`` it contains). A locally non-flat
+    position that is absent from the snapshot and older than ``as_of`` is
+    flat; without ``as_of`` absence proves nothing.
+    """
+
+    positions: tuple[Position, ...] = attrs.field(validator=_positions)
+    as_of: int | None = attrs.field(default=None, validator=v.optional(_ms))
+    complete: bool = True

@@ -1,0 +1,78 @@
+"""Total orders on observations: what "newer" means for orders and positions.
+
+Merging keeps the maximum under these keys, so merging is idempotent,
+commutative and monotonic by construction (a max over a total order is a
+semilattice join). Every field of the value takes part in the key, so two
+observations with equal keys are equal values.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ._types import Order, Position, Source
+
+__all__ = ["order_version", "position_version"]
+
+# When two sources tie on every venue field, REST (the source of truth) wins.
+_SOURCE_RANK = {Source.WS: 0, Source.REST: 1}
+
+_NONE_STR = (0, "")
+
+
+def _opt_str(value: str | None) -> tuple[int, str]:
+    return _NONE_STR if value is None else (1, value)
+
+
+def _opt_dec(value: Decimal | None) -> tuple[int, Decimal]:
+    return (0, Decimal(0)) if value is None else (1, value)
+
+
+def _opt_int(value: int | None) -> tuple[int, int]:
+    return (0, 0) if value is None else (1, value)
+
+
+def order_version(order: Order) -> tuple[object, ...]:
+    """The version key of one order observation; larger is newer.
+
+    Compared, in this order (DESIGN.md §3): terminal before non-terminal; the
+    venue update time; the filled quantity; the lifecycle rank of the status;
+    the source (REST above the stream on a full tie); the venue sequence number
+    (so within one source a higher sequence wins); then every remaining field,
+    as a deterministic tie-break.
+    """
+    return (
+        order.status.is_terminal,
+        order.updated_at,
+        order.filled_quantity,
+        order.status.rank,
+        _SOURCE_RANK[order.source],
+        _opt_int(order.sequence),
+        _opt_dec(order.price),
+        order.quantity,
+        _opt_dec(order.average_fill_price),
+        _opt_str(order.cancel_reason),
+        _opt_str(order.client_id),
+        order.type.value,
+        order.side.value,
+        order.instrument,
+        order.created_at,
+    )
+
+
+def position_version(position: Position, *, inferred: bool = False) -> tuple[object, ...]:
+    """The version key of one position observation; larger is newer.
+
+    ``inferred`` marks a flat position the reconciler inferred from absence in
+    a complete snapshot: any real observation at the same venue time beats it.
+    """
+    return (
+        position.updated_at,
+        not inferred,
+        _SOURCE_RANK[position.source],
+        _opt_int(position.sequence),
+        position.size,
+        _opt_dec(position.entry_price),
+        _opt_str(position.last_fill_id),
+        position.instrument,
+    )

@@ -1,0 +1,10 @@
+"""The conformance kit: contract test suites, fakes and Hypothesis strategies.
+
+Import it from tests only: it needs ``pytest`` and ``hypothesis``
+(``pip install 'reconcile-trading[testing]'``). A venue plugin proves itself
+by subclassing the contract classes here, the way keyring backends do.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
