@@ -1,0 +1,347 @@
+"""Unit tests for the reconciler's rules, one behaviour each."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+import pytest
+
+from reconcile_core import (
+    AccountReconciler,
+    BackfillFills,
+    Discrepancy,
+    DiscrepancyKind,
+    FillBusted,
+    FillRecorded,
+    MemoryLedger,
+    OpenOrdersSnapshot,
+    OrderStatus,
+    OrderUpdated,
+    PositionsSnapshot,
+    PositionUpdated,
+    ResolveOrder,
+    Source,
+)
+from reconcile_core.errors import UsageError
+
+from ._builders import ACCOUNT, VENUE, bust, fill, order, position
+
+
+def make(ledger: MemoryLedger | None = None) -> AccountReconciler:
+    return AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=ledger or MemoryLedger())
+
+
+class TestFillDedup:
+    """A fill is emitted once per key, whatever the path it arrives by."""
+
+    def test_ws_then_rest_emits_once(self) -> None:
+        r = make()
+        first = r.merge(fill("f1", source=Source.WS))
+        second = r.merge(fill("f1", source=Source.REST))
+        assert [type(e) for e in first.events] == [FillRecorded]
+        assert second.events == ()
+        assert r.stats.duplicate_fills == 1
+        assert r.stats.fills_from_ws == 1
+        assert r.stats.fills_from_rest == 0
+
+    def test_dedup_survives_reconnect(self) -> None:
+        """A reconnect (even a fresh reconciler) keeps the dedup memory: it is the ledger."""
+        ledger = MemoryLedger()
+        make(ledger).merge(fill("f1"))
+        after_reconnect = make(ledger)
+        assert after_reconnect.merge(fill("f1", source=Source.REST)).events == ()
+
+    def test_same_id_other_type_is_another_fill(self) -> None:
+        r = make()
+        r.merge(fill("f1"))
+        step = r.merge(fill("f1", fill_type="LIQUIDATION", order_id=None))
+        assert [type(e) for e in step.events] == [FillRecorded]
+
+    def test_conflict_keeps_first_and_reports_once(self) -> None:
+        ledger = MemoryLedger()
+        r = make(ledger)
+        original = fill("f1", price=Decimal(100))
+        r.merge(original)
+        changed = fill("f1", price=Decimal(101))
+        step = r.merge(changed)
+        assert len(step.events) == 1
+        event = step.events[0]
+        assert isinstance(event, Discrepancy)
+        assert event.kind is DiscrepancyKind.FILL_CONFLICT
+        assert r.merge(changed).events == ()
+        assert ledger.get(original.key) == original
+
+    def test_foreign_account_is_a_usage_error(self) -> None:
+        with pytest.raises(UsageError, match="does not belong"):
+            make().merge(fill("f1", account="someone-else"))
+
+
+class TestOrders:
+    """Version-gated order merge."""
+
+    def test_newer_replaces_older_and_emits(self) -> None:
+        r = make()
+        r.merge(order(updated_at=1))
+        step = r.merge(order(updated_at=2, price=Decimal(101)))
+        assert len(step.events) == 1
+        event = step.events[0]
+        assert isinstance(event, OrderUpdated)
+        assert event.previous is not None
+        assert event.previous.updated_at == 1
+        assert r.orders["o1"].price == Decimal(101)
+
+    def test_stale_changes_nothing(self) -> None:
+        r = make()
+        r.merge(order(updated_at=5, filled_quantity=Decimal("0.5")))
+        before = dict(r.orders)
+        assert r.merge(order(updated_at=4)).events == ()
+        assert dict(r.orders) == before
+        assert r.stats.stale_observations == 1
+
+    def test_terminal_is_absorbing(self) -> None:
+        r = make()
+        r.merge(order(status=OrderStatus.CANCELED, updated_at=5, cancel_reason="USER_CANCELED"))
+        assert r.merge(order(status=OrderStatus.OPEN, updated_at=9)).events == ()
+        assert r.orders["o1"].status is OrderStatus.CANCELED
+
+    def test_rest_and_ws_sequences_are_not_compared(self) -> None:
+        """A REST sequence far above the stream's does not make an older REST read win."""
+        r = make()
+        r.merge(order(updated_at=10, sequence=5, source=Source.WS, filled_quantity=Decimal("0.3")))
+        step = r.merge(order(updated_at=9, sequence=10**18, source=Source.REST))
+        assert step.events == ()
+
+    def test_same_source_sequence_breaks_a_time_tie(self) -> None:
+        r = make()
+        r.merge(order(updated_at=10, sequence=2, price=Decimal(2)))
+        assert r.merge(order(updated_at=10, sequence=1, price=Decimal(1))).events == ()
+        assert r.orders["o1"].price == Decimal(2)
+
+    def test_observing_unknown_is_a_usage_error(self) -> None:
+        with pytest.raises(UsageError, match="UNKNOWN"):
+            make().merge(order(status=OrderStatus.UNKNOWN))
+
+
+class TestCompleteSnapshots:
+    """Absence from a complete snapshot is a need, never a terminal state."""
+
+    def test_missing_live_order_raises_resolve_need(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        step = r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        assert step.events == ()
+        assert step.needs == (ResolveOrder(order_id="o1"),)
+        assert r.orders["o1"].status is OrderStatus.OPEN
+
+    def test_need_is_raised_once(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        assert r.merge_open_orders(OpenOrdersSnapshot(orders=())).needs == ()
+        assert r.needs == (ResolveOrder(order_id="o1"),)
+
+    def test_incomplete_snapshot_proves_nothing(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        assert r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=False)).needs == ()
+
+    def test_instrument_scoped_snapshot(self) -> None:
+        r = make()
+        r.merge(order("o1", instrument="ETH-PERP"))
+        assert r.merge_open_orders(OpenOrdersSnapshot(orders=(), instrument="BTC-PERP")).needs == ()
+
+    def test_resolution_answer_clears_need(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        closed = order("o1", status=OrderStatus.CANCELED, updated_at=2_000, source=Source.REST)
+        step = r.merge(closed)
+        assert isinstance(step.events[0], OrderUpdated)
+        assert r.needs == ()
+        assert r.orders["o1"].status is OrderStatus.CANCELED
+
+    def test_unresolvable_order_becomes_unknown_not_terminal(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        step = r.resolve_failed("o1", reason="not found")
+        kinds = [type(e) for e in step.events]
+        assert kinds == [OrderUpdated, Discrepancy]
+        assert r.orders["o1"].status is OrderStatus.UNKNOWN
+        assert r.needs == (ResolveOrder(order_id="o1"),), "the need stays for retries"
+        assert r.resolve_failed("o1", reason="again").events == (), "reported once"
+
+    def test_unknown_clears_on_venue_evidence(self) -> None:
+        r = make()
+        original = order("o1")
+        r.merge(original)
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        r.resolve_failed("o1", reason="timeout")
+        step = r.merge(original)  # the venue confirms the very same version
+        assert len(step.events) == 1
+        assert r.orders["o1"].status is OrderStatus.OPEN
+        assert r.needs == ()
+
+    def test_absent_position_older_than_snapshot_is_flat(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", updated_at=100))
+        r.merge(position("ETH-PERP", updated_at=100))
+        eth = position("ETH-PERP", updated_at=200, size=Decimal(2), source=Source.REST)
+        step = r.merge_positions(PositionsSnapshot(positions=(eth,), as_of=200))
+        assert r.positions["BTC-PERP"].size == 0
+        assert r.positions["ETH-PERP"].size == 2
+        assert len([e for e in step.events if isinstance(e, PositionUpdated)]) == 2
+
+    def test_absent_position_newer_than_snapshot_stays(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", updated_at=300))
+        r.merge_positions(PositionsSnapshot(positions=(), as_of=200))
+        assert r.positions["BTC-PERP"].size == Decimal("0.5")
+
+    def test_real_update_at_snapshot_time_beats_inferred_flat(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", updated_at=100))
+        r.merge_positions(PositionsSnapshot(positions=(), as_of=200))
+        r.merge(position("BTC-PERP", updated_at=200, size=Decimal(3)))
+        assert r.positions["BTC-PERP"].size == 3
+
+
+class TestGaps:
+    """Fill-gap detection raises targeted backfills, then a discrepancy."""
+
+    def test_order_filled_ahead_of_fills(self) -> None:
+        r = make()
+        step = r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600))
+        needs = [n for n in step.needs if isinstance(n, BackfillFills)]
+        assert len(needs) == 1
+        assert needs[0].order_id == "o1"
+        assert needs[0].since == 1_000
+
+    def test_fills_close_the_gap(self) -> None:
+        r = make()
+        r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600))
+        r.merge(fill("f1", size=Decimal("0.5")))
+        assert len(r.needs) == 1
+        r.merge(fill("f2", size=Decimal("0.5")))
+        assert r.needs == ()
+
+    def test_gap_surviving_backfill_is_missing_fills(self) -> None:
+        r = make()
+        (need,) = r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600)).needs
+        assert isinstance(need, BackfillFills)
+        step = r.backfill_done(need, complete_up_to=2_000)
+        assert len(step.events) == 1
+        event = step.events[0]
+        assert isinstance(event, Discrepancy)
+        assert event.kind is DiscrepancyKind.MISSING_FILLS
+        assert event.expected == "1"
+        assert r.needs == ()
+
+    def test_gap_younger_than_settlement_waits(self) -> None:
+        r = make()
+        (need,) = r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600)).needs
+        assert isinstance(need, BackfillFills)
+        assert r.backfill_done(need, complete_up_to=1_500).events == ()
+        assert r.needs == (need,)
+
+    def test_position_last_fill_unknown(self) -> None:
+        r = make()
+        step = r.merge(position("BTC-PERP", last_fill_id="f9"))
+        assert [n.instrument for n in step.needs if isinstance(n, BackfillFills)] == ["BTC-PERP"]
+        r.merge(fill("f9", order_id=None))
+        assert r.needs == ()
+
+    def test_fill_for_unseen_order_resolves_it(self) -> None:
+        r = make()
+        step = r.merge(fill("f1", order_id="o7", client_id="c7"))
+        assert ResolveOrder(order_id="o7", client_id="c7") in step.needs
+
+    def test_overfill_is_reported(self) -> None:
+        r = make()
+        r.merge(fill("f1", size=Decimal(1)))
+        r.merge(fill("f2", size=Decimal(1)))
+        step = r.merge(order("o1", status=OrderStatus.FILLED, filled_quantity=Decimal(1), updated_at=3_000))
+        kinds = [e.kind for e in step.events if isinstance(e, Discrepancy)]
+        assert kinds == [DiscrepancyKind.OVERFILL]
+
+
+class TestBusts:
+    """Busts are tombstones: emitted once, never resurrected."""
+
+    def test_bust_after_fill(self) -> None:
+        r = make()
+        recorded = r.merge(fill("f1")).events[0]
+        assert isinstance(recorded, FillRecorded)
+        step = r.merge(bust("f1"))
+        assert len(step.events) == 1
+        event = step.events[0]
+        assert isinstance(event, FillBusted)
+        assert event.fill == recorded.fill
+        assert r.merge(bust("f1")).events == ()
+
+    def test_fill_after_bust_is_never_delivered(self) -> None:
+        ledger = MemoryLedger()
+        r = make(ledger)
+        r.merge(bust("f1"))
+        assert r.merge(fill("f1")).events == ()
+        assert r.merge(fill("f1", source=Source.REST)).events == ()
+        assert ledger.is_busted(venue=VENUE, account=ACCOUNT, fill_id="f1")
+        assert [d.bust for d in ledger.undelivered(venue=VENUE, account=ACCOUNT)] == [bust("f1")]
+
+    def test_busted_fill_still_explains_the_order(self) -> None:
+        """The venue keeps the order's filled quantity after a bust: no false gap."""
+        r = make()
+        r.merge(bust("f1"))
+        r.merge(fill("f1", size=Decimal(1)))
+        assert r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600)).needs == ()
+
+
+class TestBoundedMemory:
+    """Terminal orders beyond the bound are forgotten; live ones never."""
+
+    def test_eviction(self) -> None:
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=MemoryLedger(), max_terminal_orders=2)
+        r.merge(order("live"))
+        for i in range(5):
+            r.merge(order(f"t{i}", status=OrderStatus.CANCELED, updated_at=1_000 + i))
+        assert set(r.orders) == {"live", "t3", "t4"}
+        assert r.stats.evicted_orders == 3
+
+    def test_needs_are_bounded(self) -> None:
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=MemoryLedger(), max_needs=3)
+        for i in range(10):
+            r.merge(fill(f"f{i}", order_id=f"o{i}"))
+        assert len(r.needs) == 3
+
+
+class TestValueTypes:
+    """Validators say what is wrong, and types stay immutable."""
+
+    def test_rejects_float_money(self) -> None:
+        with pytest.raises(ValueError, match="price must be a finite Decimal"):
+            fill("f1", price=100.0)
+
+    def test_rejects_nan(self) -> None:
+        with pytest.raises(ValueError, match="finite"):
+            order(quantity=Decimal("NaN"))
+
+    def test_rejects_negative_size(self) -> None:
+        with pytest.raises(ValueError, match=">= 0"):
+            fill("f1", size=Decimal(-1))
+
+    def test_rejects_empty_ids(self) -> None:
+        with pytest.raises(ValueError, match="non-empty"):
+            order("")
+
+    def test_rejects_negative_time(self) -> None:
+        with pytest.raises(ValueError, match="milliseconds"):
+            order(updated_at=-1)
+
+    def test_frozen(self) -> None:
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            order().status = OrderStatus.FILLED  # type: ignore[misc]
+
+    def test_discrepancy_text_is_truncated(self) -> None:
+        d = Discrepancy(kind=DiscrepancyKind.MALFORMED_MESSAGE, subject="x", detail="y" * 10_000)
+        assert len(d.detail) <= 500
