@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "mypy", "tests"]
+nox.options.sessions = ["lint", "mypy", "tests", "docs"]
 
 PYTHON = "3"
 
@@ -32,3 +32,10 @@ def mypy(session: nox.Session) -> None:
     """mypy --strict over both packages."""
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy", "--strict", "reconcile_core", "reconcile_paradex")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the docs site with mkdocs --strict (warnings are errors)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", f"{session.create_tmp()}/site")
