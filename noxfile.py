@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -38,4 +40,5 @@ def mypy(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the docs site with mkdocs --strict (warnings are errors)."""
     session.install("-e", ".[docs]")
-    session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", f"{session.create_tmp()}/site")
+    site = Path(session.create_tmp()).resolve() / "site"
+    session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", "-d", str(site))
