@@ -1,0 +1,762 @@
+"""``SqliteLedger``: the durable :class:`~reconcile_core.typing.FillLedger` on stdlib ``sqlite3``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import attrs
+
+from . import _sqlite_schema as schema
+from ._ledger import BustResult, Delivery, RecordOutcome, RecordResult
+from ._sqlite_codec import FILL_COLUMNS, canonical_content, decode_bust, decode_fill, encode_fill
+from ._sqlite_errors import translate
+from ._sqlite_lock import FileLock
+from ._types import Fill, FillBust, FillKey, FillKind, Liquidity, Side, Source
+from .errors import LedgerCorruptError, LedgerSchemaError, LedgerWriteError, UsageError
+
+__all__ = ["LedgerStats", "SqliteLedger"]
+
+_ACCOUNT_CACHE_SIZE = 256
+_ITER_CHUNK = 512
+_MAX_PROBLEMS_PER_CHECK = 20
+_PAGE_CACHE_KIB = 8192
+
+_COLS = ", ".join(FILL_COLUMNS)
+_COLS_F = ", ".join(f"f.{c}" for c in FILL_COLUMNS)
+_COLS_BF = ", ".join(f"bf.{c}" for c in FILL_COLUMNS)
+_N = len(FILL_COLUMNS)
+_INSERT_FILL = (
+    f"INSERT INTO fills (aid, fill_id, fill_type, delivery_offset, {_COLS}) "  # noqa: S608 - fixed column names
+    f"VALUES (?, ?, ?, ?, {', '.join('?' * _N)})"
+)
+_SELECT_FILL = f"SELECT {_COLS} FROM fills WHERE aid = ? AND fill_id = ? AND fill_type = ?"  # noqa: S608
+_SELECT_FILLS_OF_ID = (
+    f"SELECT fill_type, {_COLS} FROM fills WHERE aid = ? AND fill_id = ? "  # noqa: S608
+    "ORDER BY delivery_offset"
+)
+_SELECT_UNDELIVERED = f"""
+    SELECT o.delivery_offset, o.fill_id, o.fill_type, f.fill_id, {_COLS_F},
+           b.time, b.source, b.busted_type, bf.fill_id, {_COLS_BF}
+    FROM outbox AS o
+    LEFT JOIN fills AS f
+        ON o.fill_type IS NOT NULL AND f.aid = o.aid AND f.fill_id = o.fill_id AND f.fill_type = o.fill_type
+    LEFT JOIN busts AS b
+        ON o.fill_type IS NULL AND b.aid = o.aid AND b.fill_id = o.fill_id
+    LEFT JOIN fills AS bf
+        ON bf.aid = o.aid AND bf.fill_id = o.fill_id AND bf.fill_type = b.busted_type
+    WHERE o.aid = ? AND o.delivery_offset > ?
+    ORDER BY o.delivery_offset
+    LIMIT ?
+"""  # noqa: S608
+_SELECT_FILL_CHUNK = (
+    f"SELECT fill_id, fill_type, {_COLS} FROM fills "  # noqa: S608
+    "WHERE aid = ? AND (fill_id, fill_type) > (?, ?) ORDER BY fill_id, fill_type LIMIT ?"
+)
+
+
+@attrs.frozen(kw_only=True)
+class LedgerStats:
+    """A summary of one ledger file (see :meth:`SqliteLedger.stats`)."""
+
+    path: str
+    #: The schema version of the file (``PRAGMA user_version``).
+    schema_version: int
+    #: (venue, account) pairs with at least one fill, bust or watermark.
+    accounts: int
+    #: Recorded fills, busted ones included.
+    fills: int
+    busts: int
+    #: Outbox entries (fills and busts) not yet acknowledged.
+    undelivered: int
+    #: Bytes on disk: the database file plus its write-ahead log.
+    file_size: int
+
+
+class SqliteLedger:
+    """A durable fill ledger in one SQLite file (WAL mode); the embedded default.
+
+    ``SqliteLedger(path)`` opens the file, creating it (and migrating an older
+    schema) as needed. One file holds any number of venues and accounts: both
+    are part of every fill key.
+
+    **Durability: group commit.** :meth:`record`, :meth:`bust`,
+    :meth:`acknowledge` and :meth:`advance_watermark` write inside an open
+    transaction; :meth:`commit` makes everything since the last commit durable
+    at once (one ``fsync`` with the default ``synchronous="full"``). The
+    caller's rule is **a fill is durable before it is delivered**: call
+    :meth:`commit` before handing the events of a batch to the consumer. If a
+    write or :meth:`commit` raises, *everything since the last successful
+    commit* is rolled back, and the next :meth:`commit` raises too (so a batch
+    cannot be delivered by mistake); do not deliver that batch. Delivery
+    offsets only grow: committed offsets are never reused, not even after a
+    crash or after every entry was acknowledged. :meth:`close` commits.
+
+    **One writer.** The ledger holds an exclusive lock on ``<path>.lock`` for
+    its lifetime. A second ledger on the same file, in this process or any
+    other, gets :class:`~reconcile_core.errors.LedgerLockedError`. Inside one
+    process, every session shares one ``SqliteLedger`` instance; its methods
+    are serialized by an internal lock, so it may also be called from worker
+    threads.
+
+    **Bounded memory.** Every lookup goes to SQLite. The only caches are
+    SQLite's own page cache (8 MiB) and a small map of account numbers;
+    correctness never depends on either.
+
+    **Errors.** ``sqlite3`` exceptions never escape: they become
+    :class:`~reconcile_core.errors.LedgerError` subclasses naming the file
+    (``LedgerCorruptError``, ``LedgerLockedError``, ``LedgerSchemaError``,
+    ``LedgerWriteError``), chained to the original. A failed call leaves no
+    partial record, and the ledger stays usable.
+
+    ``synchronous`` is SQLite's setting: ``"full"`` (default) survives power
+    loss; ``"normal"`` survives a crash of the process but may lose the last
+    commits on power loss. ``timeout`` is how long to wait, in seconds, for
+    another SQLite connection (a backup tool, say) to release the database.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in ("full", "normal"):
+            msg = f"synchronous must be 'full' or 'normal', got {synchronous!r}"
+            raise UsageError(msg)
+        self._path = os.fspath(path)
+        self._mutex = threading.RLock()
+        self._file_lock = FileLock(ledger_path=self._path)
+        self._conn: sqlite3.Connection | None = None
+        self._accounts: dict[tuple[str, str], int] = {}
+        self._next_offset = 1
+        self._dirty = False
+        self._lost: str | None = None
+        self._file_lock.acquire()
+        try:
+            self._conn = self._open(synchronous=synchronous, timeout=timeout)
+        except BaseException:
+            self._file_lock.release()
+            raise
+
+    # -- opening --------------------------------------------------------------
+
+    def _open(self, *, synchronous: str, timeout: float) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error as exc:
+            raise translate(exc, path=self._path, action="open the file") from exc
+        try:
+            self._prepare(conn, synchronous)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection, synchronous: str) -> None:
+        action = "read the file header"
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if application_id != schema.APPLICATION_ID and (application_id or version or tables):
+                msg = (
+                    f"fill ledger {self._path!r}: the file is an SQLite database but not a fill ledger "
+                    f"(application_id {application_id:#x}, {tables} schema objects)"
+                )
+                raise LedgerCorruptError(msg, path=self._path)
+            if version > schema.SCHEMA_VERSION:
+                msg = (
+                    f"fill ledger {self._path!r} has schema version {version}, but this version of the "
+                    f"library knows versions up to {schema.SCHEMA_VERSION}: it was written by a newer "
+                    "release; upgrade reconcile-trading to open it"
+                )
+                raise LedgerSchemaError(msg, path=self._path)
+            action = "switch to write-ahead logging"
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                msg = f"fill ledger {self._path!r}: cannot switch to write-ahead logging (journal mode {mode!r})"
+                raise LedgerWriteError(msg, path=self._path)
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute(f"PRAGMA cache_size=-{_PAGE_CACHE_KIB}")
+            if version < schema.SCHEMA_VERSION:
+                action = f"migrate the schema from version {version} to {schema.SCHEMA_VERSION}"
+                self._migrate(conn, version)
+            action = "read the next delivery offset"
+            stored = conn.execute("SELECT value FROM ledger_meta WHERE name = 'next_offset'").fetchone()
+            highest = conn.execute("SELECT MAX(delivery_offset) FROM outbox").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise translate(exc, path=self._path, action=action) from exc
+        if stored is None or not isinstance(stored[0], int):
+            msg = f"fill ledger {self._path!r}: the next delivery offset is missing"
+            raise LedgerCorruptError(msg, path=self._path)
+        self._next_offset = max(stored[0], (highest or 0) + 1, 1)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection, version: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for migration in schema.MIGRATIONS[version:]:
+                for statement in migration:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id={schema.APPLICATION_ID:d}")
+            conn.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The ledger file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"<SqliteLedger {self._path!r} {state}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            msg = f"fill ledger {self._path!r} is closed"
+            raise UsageError(msg)
+        return conn
+
+    def _forget_transaction(self, reason: str) -> None:
+        """The open transaction is gone (rolled back): remember it if work was lost."""
+        if self._dirty and self._lost is None:
+            self._lost = f"the changes since the last commit were rolled back after an error ({reason})"
+        self._dirty = False
+        self._accounts.clear()  # may name accounts created by the rolled-back transaction
+
+    def _abort(self, reason: str) -> None:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        self._forget_transaction(reason)
+
+    @contextlib.contextmanager
+    def _writing(self, action: str) -> Iterator[sqlite3.Connection]:
+        """Run a write inside the open transaction; on any failure roll it all back."""
+        with self._mutex:
+            conn = self._connection()
+            if not conn.in_transaction:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise translate(exc, path=self._path, action=action) from exc
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                error = translate(exc, path=self._path, action=action)
+                self._abort(str(error))
+                raise error from exc
+            except BaseException as exc:
+                self._abort(f"{type(exc).__name__} while trying to {action}")
+                raise
+
+    @contextlib.contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            conn = self._connection()
+            was_open = conn.in_transaction
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                error = translate(exc, path=self._path, action=action)
+                if was_open and not conn.in_transaction:
+                    self._forget_transaction(str(error))
+                raise error from exc
+
+    def _account_id(self, conn: sqlite3.Connection, venue: str, account: str, *, create: bool) -> int | None:
+        cache_key = (venue, account)
+        aid = self._accounts.get(cache_key)
+        if aid is not None:
+            return aid
+        row = conn.execute("SELECT aid FROM accounts WHERE venue = ? AND account = ?", cache_key).fetchone()
+        if row is not None:
+            aid = int(row[0])
+        elif create:
+            aid = conn.execute("INSERT INTO accounts (venue, account) VALUES (?, ?)", cache_key).lastrowid
+            assert aid is not None  # noqa: S101 - an INSERT sets lastrowid
+        else:
+            return None
+        if len(self._accounts) >= _ACCOUNT_CACHE_SIZE:
+            self._accounts.pop(next(iter(self._accounts)))
+        self._accounts[cache_key] = aid
+        return aid
+
+    def _decode_fill(self, *, venue: str, account: str, fill_id: str, fill_type: str, row: Sequence[Any]) -> Fill:
+        try:
+            return decode_fill(venue=venue, account=account, fill_id=fill_id, fill_type=fill_type, row=row)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            msg = f"fill ledger {self._path!r}: the stored fill {venue}:{account}:{fill_type}:{fill_id} is unreadable"
+            raise LedgerCorruptError(msg, path=self._path) from exc
+
+    def _decode_bust(self, *, venue: str, account: str, fill_id: str, time: Any, source: Any) -> FillBust:
+        try:
+            return decode_bust(venue=venue, account=account, fill_id=fill_id, time=time, source=source)
+        except (ValueError, TypeError) as exc:
+            msg = f"fill ledger {self._path!r}: the stored bust of {venue}:{account}:{fill_id} is unreadable"
+            raise LedgerCorruptError(msg, path=self._path) from exc
+
+    # -- FillLedger -----------------------------------------------------------
+
+    def record(self, fill: Fill) -> RecordResult:
+        """Record ``fill`` once; see :class:`~reconcile_core.typing.FillLedger`."""
+        key = fill.key
+        with self._writing(f"record the fill {key}") as conn:
+            aid = self._account_id(conn, key.venue, key.account, create=True)
+            row = conn.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
+            if row is not None:
+                existing = self._decode_fill(
+                    venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
+                )
+                if existing.content() == fill.content():
+                    return RecordResult(outcome=RecordOutcome.DUPLICATE)
+                inserted = conn.execute(
+                    "INSERT INTO conflicts (aid, fill_id, fill_type, content) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (aid, key.fill_id, key.fill_type, canonical_content(fill)),
+                ).rowcount
+                if not inserted:
+                    return RecordResult(outcome=RecordOutcome.DUPLICATE)
+                self._dirty = True
+                return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
+            busted = conn.execute("SELECT 1 FROM busts WHERE aid = ? AND fill_id = ?", (aid, key.fill_id)).fetchone()
+            offset = None if busted else self._next_offset
+            conn.execute(_INSERT_FILL, (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill)))
+            if offset is not None:
+                conn.execute(
+                    "INSERT INTO outbox (delivery_offset, aid, fill_id, fill_type) VALUES (?, ?, ?, ?)",
+                    (offset, aid, key.fill_id, key.fill_type),
+                )
+            if fill.order_id is not None:
+                self._add_to_order(conn, aid, fill.order_id, fill.size)
+            self._dirty = True
+            if offset is None:
+                return RecordResult(outcome=RecordOutcome.BUSTED)
+            self._next_offset = offset + 1
+            return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
+
+    def _add_to_order(self, conn: sqlite3.Connection, aid: int | None, order_id: str, size: Decimal) -> None:
+        row = conn.execute(
+            "SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?", (aid, order_id)
+        ).fetchone()
+        try:
+            total = (Decimal(0) if row is None else Decimal(row[0])) + size
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            msg = f"fill ledger {self._path!r}: the recorded quantity of order {order_id!r} is unreadable"
+            raise LedgerCorruptError(msg, path=self._path) from exc
+        conn.execute(
+            "INSERT INTO order_totals (aid, order_id, quantity) VALUES (?, ?, ?) "
+            "ON CONFLICT (aid, order_id) DO UPDATE SET quantity = excluded.quantity",
+            (aid, order_id, str(total)),
+        )
+
+    def bust(self, bust: FillBust) -> BustResult:
+        """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""
+        with self._writing(f"record the bust of {bust.venue}:{bust.account}:{bust.fill_id}") as conn:
+            aid = self._account_id(conn, bust.venue, bust.account, create=True)
+            if conn.execute("SELECT 1 FROM busts WHERE aid = ? AND fill_id = ?", (aid, bust.fill_id)).fetchone():
+                return BustResult(new=False)
+            fills = tuple(
+                self._decode_fill(
+                    venue=bust.venue, account=bust.account, fill_id=bust.fill_id, fill_type=r[0], row=r[1:]
+                )
+                for r in conn.execute(_SELECT_FILLS_OF_ID, (aid, bust.fill_id)).fetchall()
+            )
+            offset = self._next_offset
+            conn.execute(
+                "INSERT INTO busts (aid, fill_id, time, source, delivery_offset, busted_type) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (aid, bust.fill_id, bust.time, bust.source.value, offset, fills[0].key.fill_type if fills else None),
+            )
+            conn.execute(
+                "INSERT INTO outbox (delivery_offset, aid, fill_id, fill_type) VALUES (?, ?, ?, NULL)",
+                (offset, aid, bust.fill_id),
+            )
+            self._dirty = True
+            self._next_offset = offset + 1
+            return BustResult(new=True, offset=offset, fills=fills)
+
+    def get(self, key: FillKey) -> Fill | None:
+        """The fill recorded under ``key``, busted or not."""
+        with self._reading(f"read the fill {key}") as conn:
+            aid = self._account_id(conn, key.venue, key.account, create=False)
+            if aid is None:
+                return None
+            row = conn.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
+            if row is None:
+                return None
+            return self._decode_fill(
+                venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
+            )
+
+    def is_busted(self, *, venue: str, account: str, fill_id: str) -> bool:
+        """Whether a bust for this fill id was recorded."""
+        with self._reading(f"look up the bust of {venue}:{account}:{fill_id}") as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return False
+            return (
+                conn.execute("SELECT 1 FROM busts WHERE aid = ? AND fill_id = ?", (aid, fill_id)).fetchone() is not None
+            )
+
+    def knows_fill_id(self, *, venue: str, account: str, fill_id: str) -> bool:
+        """Whether any fill or bust with this id was recorded."""
+        with self._reading(f"look up the fill id {venue}:{account}:{fill_id}") as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return False
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM fills WHERE aid = ?1 AND fill_id = ?2) "
+                "OR EXISTS (SELECT 1 FROM busts WHERE aid = ?1 AND fill_id = ?2)",
+                (aid, fill_id),
+            ).fetchone()
+            return bool(row[0])
+
+    def recorded_quantity(self, *, venue: str, account: str, order_id: str) -> Decimal:
+        """Sum of sizes of every recorded fill of ``order_id``, busted ones included."""
+        with self._reading(f"read the recorded quantity of order {order_id!r}") as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return Decimal(0)
+            row = conn.execute(
+                "SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?", (aid, order_id)
+            ).fetchone()
+        if row is None:
+            return Decimal(0)
+        try:
+            return Decimal(row[0])
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            msg = f"fill ledger {self._path!r}: the recorded quantity of order {order_id!r} is unreadable"
+            raise LedgerCorruptError(msg, path=self._path) from exc
+
+    def count(self, *, venue: str | None = None, account: str | None = None) -> int:
+        """How many fills are recorded (busted ones included)."""
+        with self._reading("count fills") as conn:
+            if venue is None and account is None:
+                row = conn.execute("SELECT COUNT(*) FROM fills").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM fills WHERE aid IN "
+                    "(SELECT aid FROM accounts WHERE (?1 IS NULL OR venue = ?1) AND (?2 IS NULL OR account = ?2))",
+                    (venue, account),
+                ).fetchone()
+            return int(row[0])
+
+    def watermark(self, *, venue: str, account: str, scope: str = "") -> int | None:
+        """The persisted "REST is complete up to" time, or ``None``."""
+        with self._reading(f"read the watermark of {venue}:{account}") as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return None
+            row = conn.execute("SELECT value FROM watermarks WHERE aid = ? AND scope = ?", (aid, scope)).fetchone()
+            return None if row is None else int(row[0])
+
+    def advance_watermark(self, *, venue: str, account: str, value: int, scope: str = "") -> int:
+        """Move the watermark forward to ``value``; it never moves back. Returns the watermark."""
+        if not isinstance(value, int) or isinstance(value, bool):  # type: ignore[redundant-expr]
+            msg = f"a watermark is an int of milliseconds, got {value!r}"
+            raise UsageError(msg)
+        with self._writing(f"advance the watermark of {venue}:{account}") as conn:
+            aid = self._account_id(conn, venue, account, create=True)
+            row = conn.execute("SELECT value FROM watermarks WHERE aid = ? AND scope = ?", (aid, scope)).fetchone()
+            if row is not None and int(row[0]) >= value:
+                return int(row[0])
+            conn.execute(
+                "INSERT INTO watermarks (aid, scope, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (aid, scope) DO UPDATE SET value = excluded.value",
+                (aid, scope, value),
+            )
+            self._dirty = True
+            return value
+
+    def undelivered(self, *, venue: str, account: str, after: int = 0, limit: int = 1000) -> Sequence[Delivery]:
+        """Unacknowledged outbox entries of one account, by offset, after ``after`` (at most ``limit``)."""
+        if limit < 1:
+            return []
+        with self._reading(f"read the outbox of {venue}:{account}") as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return []
+            rows = conn.execute(_SELECT_UNDELIVERED, (aid, after, limit)).fetchall()
+        return [self._delivery(venue, account, row) for row in rows]
+
+    def _delivery(self, venue: str, account: str, row: Sequence[Any]) -> Delivery:
+        offset, fill_id, fill_type = row[0], row[1], row[2]
+        fill_part = row[3 : 4 + _N]
+        bust_part = row[4 + _N : 7 + _N]
+        busted_part = row[7 + _N :]
+        if fill_type is not None:
+            if fill_part[0] is None:
+                msg = f"fill ledger {self._path!r}: outbox entry {offset} points at a fill that is not recorded"
+                raise LedgerCorruptError(msg, path=self._path)
+            fill = self._decode_fill(
+                venue=venue, account=account, fill_id=fill_id, fill_type=fill_type, row=fill_part[1:]
+            )
+            return Delivery(offset=offset, fill=fill)
+        time, source, busted_type = bust_part
+        if time is None:
+            msg = f"fill ledger {self._path!r}: outbox entry {offset} points at a bust that is not recorded"
+            raise LedgerCorruptError(msg, path=self._path)
+        bust = self._decode_bust(venue=venue, account=account, fill_id=fill_id, time=time, source=source)
+        busted_fill = None
+        if busted_type is not None and busted_part[0] is not None:
+            busted_fill = self._decode_fill(
+                venue=venue, account=account, fill_id=fill_id, fill_type=busted_type, row=busted_part[1:]
+            )
+        return Delivery(offset=offset, bust=bust, busted_fill=busted_fill)
+
+    def acknowledge(self, offsets: Iterable[int]) -> None:
+        """Mark outbox entries handled; they are never delivered again (once committed)."""
+        wanted = list(offsets)
+        for offset in wanted:
+            if not isinstance(offset, int) or isinstance(offset, bool):  # type: ignore[redundant-expr]
+                msg = f"delivery offsets are ints, got {offset!r}"
+                raise UsageError(msg)
+        if not wanted:
+            return
+        with self._writing("acknowledge deliveries") as conn:
+            conn.executemany("DELETE FROM outbox WHERE delivery_offset = ?", ((offset,) for offset in wanted))
+            self._dirty = True
+
+    def commit(self) -> None:
+        """Make everything since the last commit durable.
+
+        Raises :class:`~reconcile_core.errors.LedgerWriteError` when the
+        commit fails, or when an earlier error already rolled back changes
+        made since the last commit; either way the ledger is back at the last
+        successful commit and keeps working.
+        """
+        with self._mutex:
+            conn = self._connection()
+            lost, self._lost = self._lost, None
+            if lost is not None:
+                self._abort("an earlier error")
+                self._lost = None
+                msg = f"fill ledger {self._path!r}: nothing was committed: {lost}"
+                raise LedgerWriteError(msg, path=self._path)
+            if not conn.in_transaction:
+                return
+            try:
+                conn.execute("UPDATE ledger_meta SET value = ? WHERE name = 'next_offset'", (self._next_offset,))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                error = translate(exc, path=self._path, action="commit")
+                self._abort(str(error))
+                self._lost = None  # reported right here
+                raise error from exc
+            self._dirty = False
+
+    def close(self) -> None:
+        """Commit, release the file and its lock. Idempotent."""
+        with self._mutex:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                self.commit()
+            finally:
+                self._conn = None
+                self._accounts.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                self._file_lock.release()
+
+    # -- tools (the CLI) ----------------------------------------------------------
+
+    def stats(self) -> LedgerStats:
+        """Counts and sizes, for ``reconcile ledger stats``. Counting reads the whole index."""
+        with self._reading("read statistics") as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            accounts = conn.execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+            fills = conn.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+            busts = conn.execute("SELECT COUNT(*) FROM busts").fetchone()[0]
+            undelivered = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        size = 0
+        for name in (self._path, self._path + "-wal"):
+            with contextlib.suppress(OSError):
+                size += Path(name).stat().st_size
+        return LedgerStats(
+            path=self._path,
+            schema_version=version,
+            accounts=accounts,
+            fills=fills,
+            busts=busts,
+            undelivered=undelivered,
+            file_size=size,
+        )
+
+    def iter_fills(self, *, venue: str | None = None, account: str | None = None) -> Iterator[Fill]:
+        """Every recorded fill (busted ones included), streamed in key order, optionally filtered.
+
+        Reads in small chunks: memory stays flat however many fills there are.
+        """
+        with self._reading("list accounts") as conn:
+            accounts = conn.execute(
+                "SELECT aid, venue, account FROM accounts "
+                "WHERE (?1 IS NULL OR venue = ?1) AND (?2 IS NULL OR account = ?2) ORDER BY venue, account",
+                (venue, account),
+            ).fetchall()
+        for aid, account_venue, account_name in accounts:
+            last: tuple[str, str] = ("", "")
+            while True:
+                with self._reading("list fills") as conn:
+                    rows = conn.execute(_SELECT_FILL_CHUNK, (aid, *last, _ITER_CHUNK)).fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    yield self._decode_fill(
+                        venue=account_venue, account=account_name, fill_id=row[0], fill_type=row[1], row=row[2:]
+                    )
+                last = (rows[-1][0], rows[-1][1])
+
+    def integrity_check(self) -> list[str]:
+        """Problems found in the file; an empty list means it is sound.
+
+        Runs SQLite's ``PRAGMA integrity_check`` and checks the ledger's own
+        invariants (outbox entries point at recorded fills and busts, no fill
+        recorded after its bust was given an offset, offsets are unique and
+        below the next offset, per-order totals match the fills, stored values
+        decode). Reads the whole file: for tools, not for the hot path.
+        """
+        with self._reading("check integrity") as conn:
+            problems = [f"sqlite: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+            if problems:
+                return problems  # the invariants below assume a readable file
+            for description, query in _INVARIANTS:
+                rows = conn.execute(query).fetchmany(_MAX_PROBLEMS_PER_CHECK)
+                problems.extend(description.format(*row) for row in rows)
+            problems.extend(self._check_header(conn))
+            problems.extend(self._check_order_totals(conn))
+            return problems
+
+    def _check_header(self, conn: sqlite3.Connection) -> list[str]:
+        problems = []
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if application_id != schema.APPLICATION_ID:
+            problems.append(f"application_id is {application_id:#x}, expected {schema.APPLICATION_ID:#x}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != schema.SCHEMA_VERSION:
+            problems.append(f"schema version is {version}, expected {schema.SCHEMA_VERSION}")
+        stored = conn.execute("SELECT value FROM ledger_meta WHERE name = 'next_offset'").fetchone()
+        highest = conn.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(delivery_offset) AS m FROM fills UNION ALL "
+            "SELECT MAX(delivery_offset) FROM busts UNION ALL SELECT MAX(delivery_offset) FROM outbox)"
+        ).fetchone()[0]
+        if stored is None:
+            problems.append("the next delivery offset is missing")
+        elif highest is not None and not self._dirty and stored[0] <= highest:
+            problems.append(f"the next delivery offset {stored[0]} is not above the highest offset used, {highest}")
+        return problems
+
+    def _check_order_totals(self, conn: sqlite3.Connection) -> list[str]:
+        problems: list[str] = []
+        current: tuple[int, str] | None = None
+        total = Decimal(0)
+
+        def compare(group: tuple[int, str], total: Decimal) -> None:
+            row = conn.execute("SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?", group).fetchone()
+            if row is None or Decimal(row[0]) != total:
+                problems.append(
+                    f"order {group[1]!r} (account #{group[0]}): recorded quantity "
+                    f"{None if row is None else row[0]} but its fills sum to {total}"
+                )
+
+        try:
+            for aid, order_id, size in conn.execute(
+                "SELECT aid, order_id, size FROM fills WHERE order_id IS NOT NULL ORDER BY aid, order_id"
+            ):
+                if current != (aid, order_id):
+                    if current is not None:
+                        compare(current, total)
+                    current, total = (aid, order_id), Decimal(0)
+                total += Decimal(size)
+                if len(problems) >= _MAX_PROBLEMS_PER_CHECK:
+                    return problems
+            if current is not None:
+                compare(current, total)
+            orphans = conn.execute(
+                "SELECT t.aid, t.order_id FROM order_totals AS t WHERE NOT EXISTS "
+                "(SELECT 1 FROM fills AS f WHERE f.aid = t.aid AND f.order_id = t.order_id)"
+            ).fetchmany(_MAX_PROBLEMS_PER_CHECK)
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            problems.append(f"a stored quantity is not a decimal: {exc!r}")
+            return problems
+        problems.extend(f"order {o!r} (account #{a}) has a recorded quantity but no fills" for a, o in orphans)
+        return problems
+
+
+def _values(enum_type: type[FillKind | Side | Liquidity | Source]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum_type)
+
+
+_INVARIANTS: tuple[tuple[str, str], ...] = (
+    (
+        "outbox entry {0} points at fill {1}/{2}, which is not recorded with that offset",
+        """SELECT o.delivery_offset, o.fill_id, o.fill_type FROM outbox AS o
+           LEFT JOIN fills AS f ON f.aid = o.aid AND f.fill_id = o.fill_id AND f.fill_type = o.fill_type
+           WHERE o.fill_type IS NOT NULL AND (f.fill_id IS NULL OR f.delivery_offset IS NOT o.delivery_offset)""",
+    ),
+    (
+        "outbox entry {0} points at the bust of {1}, which is not recorded with that offset",
+        """SELECT o.delivery_offset, o.fill_id FROM outbox AS o
+           LEFT JOIN busts AS b ON b.aid = o.aid AND b.fill_id = o.fill_id
+           WHERE o.fill_type IS NULL AND (b.fill_id IS NULL OR b.delivery_offset IS NOT o.delivery_offset)""",
+    ),
+    (
+        "fill {0}/{1} has delivery offset {2} although it was recorded after its bust (offset {3})",
+        """SELECT f.fill_id, f.fill_type, f.delivery_offset, b.delivery_offset FROM fills AS f
+           JOIN busts AS b ON b.aid = f.aid AND b.fill_id = f.fill_id
+           WHERE f.delivery_offset > b.delivery_offset""",
+    ),
+    (
+        "the bust of {0} reverts fill type {1}, which is not recorded",
+        """SELECT b.fill_id, b.busted_type FROM busts AS b WHERE b.busted_type IS NOT NULL AND NOT EXISTS
+           (SELECT 1 FROM fills AS f WHERE f.aid = b.aid AND f.fill_id = b.fill_id AND f.fill_type = b.busted_type)""",
+    ),
+    (
+        "delivery offset {0} is used {1} times",
+        """SELECT delivery_offset, COUNT(*) FROM
+           (SELECT delivery_offset FROM fills WHERE delivery_offset IS NOT NULL
+            UNION ALL SELECT delivery_offset FROM busts)
+           GROUP BY delivery_offset HAVING COUNT(*) > 1""",
+    ),
+    (
+        "account #{0} of a fill, bust, watermark or outbox entry is not in the accounts table",
+        """SELECT aid FROM (SELECT aid FROM fills UNION SELECT aid FROM busts UNION SELECT aid FROM outbox
+           UNION SELECT aid FROM watermarks UNION SELECT aid FROM order_totals UNION SELECT aid FROM conflicts)
+           WHERE aid NOT IN (SELECT aid FROM accounts)""",
+    ),
+    (
+        "fill {0}/{1} has an unknown kind, side, liquidity or source",
+        f"""SELECT fill_id, fill_type FROM fills WHERE kind NOT IN ({_values(FillKind)})
+            OR side NOT IN ({_values(Side)}) OR liquidity NOT IN ({_values(Liquidity)})
+            OR source NOT IN ({_values(Source)})""",  # noqa: S608 - enum values of this library
+    ),
+)
