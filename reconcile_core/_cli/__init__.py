@@ -1,0 +1,70 @@
+"""The ``reconcile`` command line.
+
+Every failure the user can act on is one line on stderr (no traceback unless
+``--debug``). Exit codes: 0 success, 1 a problem was found (discrepancies,
+failed verification, failed demo), 2 a usage or configuration error, 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from reconcile_core.errors import AuthenticationError, LedgerError, ReconcileError, TransportError, UsageError
+
+from ._output import say_error
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._ledger_cmd import add_ledger_parser  # noqa: PLC0415 - keep `reconcile --help` light
+
+    parser = argparse.ArgumentParser(
+        prog="reconcile",
+        description="Keep a trading account's orders, fills and positions equal to the venue's truth.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_ledger_parser(subparsers)
+    return parser
+
+
+def _explain(exc: ReconcileError) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, AuthenticationError):
+        return f"authentication failed: {text}"
+    if isinstance(exc, TransportError):
+        return f"cannot reach the venue: {text}"
+    if isinstance(exc, LedgerError):
+        return f"ledger: {text}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except ReconcileError as exc:
+        if args.debug:
+            raise
+        say_error(_explain(exc))
+        return EXIT_USAGE if isinstance(exc, UsageError | LedgerError | AuthenticationError) else EXIT_PROBLEM
