@@ -1,0 +1,407 @@
+"""The Paradex REST client: one ``httpx.AsyncClient``, rate limited, retried, errors mapped.
+
+Every method returns library types and raises only :mod:`reconcile_core.errors`:
+
+* ``NotFoundError`` — ``ORDER_ID_NOT_FOUND``, ``CLIENT_ORDER_ID_NOT_FOUND``,
+  ``NOT_FOUND`` or HTTP 404;
+* ``AuthenticationError`` — 401/403 and the auth error codes; geo-blocking
+  (``GEO_IP_BLOCK``) says so plainly;
+* ``RateLimitedError`` — still 429 after the allowed retries;
+* ``VenueError`` — any other refusal, or a body that is not the JSON promised
+  (an HTML error page, say), or a malformed envelope (``ParseError``);
+* ``TimeoutError`` / ``TransportError`` — the network, after the retries.
+
+Retries (:class:`RetryPolicy`): 5xx, timeouts and connection errors back off
+exponentially with full jitter; 429 waits ``Retry-After`` and pauses the
+account's whole token bucket. A 401 refreshes the token once
+(``force_refresh=True``) and retries: Paradex JWTs expire every 5 minutes,
+and the expiry answer is ``401 {"message": "... token is expired by ..."}``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
+from typing import Final, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from reconcile_core import Fill, FillBust, OpenOrdersSnapshot, Order, Page, PositionsSnapshot, Source
+from reconcile_core.errors import (
+    AuthenticationError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    TransportError,
+    UsageError,
+    VenueError,
+)
+from reconcile_core.errors import TimeoutError as RequestTimeoutError
+
+from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, redact
+from ._fields import decode_json, is_ms, is_nonempty_str
+from ._models import AccountSummary, Balance, Market, Parsed
+from ._parse import (
+    parse_account_summary,
+    parse_balances,
+    parse_error_body,
+    parse_fill,
+    parse_fill_bust,
+    parse_markets,
+    parse_open_orders,
+    parse_order,
+    parse_page,
+    parse_positions,
+    parse_server_time,
+)
+from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
+
+__all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("reconcile_paradex.rest")
+
+#: The largest ``page_size`` Paradex accepts on ``/fills``, ``/orders-history`` and ``/tradebusts``.
+MAX_PAGE_SIZE: Final = 5000
+_USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
+
+_NOT_FOUND_CODES: Final = frozenset({"ORDER_ID_NOT_FOUND", "CLIENT_ORDER_ID_NOT_FOUND", "NOT_FOUND"})
+_AUTH_CODES: Final = frozenset(
+    {
+        "INVALID_TOKEN",
+        "INVALID_TOKEN_SCOPE",
+        "UNAUTHORIZED_ERROR",
+        "IP_NOT_ALLOWED",
+        "NOT_ONBOARDED",
+        "ACCOUNT_NOT_FOUND",
+        "GEO_IP_BLOCK",
+    }
+)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        date = response.headers.get("Date")
+        try:
+            now = email.utils.parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            now = None
+        if now is None:
+            return None
+        seconds = (when - now).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+class ParadexRestClient:
+    """Authenticated reads from the Paradex REST API for one account.
+
+    ``http_client`` is used as is (and not closed by :meth:`aclose`); without
+    one, the client makes its own and closes it. ``rate_limiter`` defaults to
+    the process-wide bucket of ``(rest_url, account)``, so every client of one
+    account shares it. ``clock`` and ``rng`` are for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        rest_url: str,
+        account: str,
+        token: TokenProvider,
+        http_client: httpx.AsyncClient | None = None,
+        rate_limiter: TokenBucket | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        if not account:
+            raise UsageError("account must be a non-empty Paradex account address")
+        self._base = rest_url.rstrip("/")
+        self._account = account
+        self._token = token
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"User-Agent": _USER_AGENT},
+            follow_redirects=False,
+        )
+        self._bucket = rate_limiter if rate_limiter is not None else shared_bucket(self._base, account)
+        self._retry = retry or RetryPolicy()
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._closed = False
+        self._last_token = ""
+
+    def __repr__(self) -> str:
+        return f"<ParadexRestClient {self._base} account={self._account}>"
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object made it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- the request loop ------------------------------------------------------
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._last_token)
+
+    async def get_json(self, path: str, params: Mapping[str, str | int] | None = None, *, auth: bool = True) -> object:
+        """``GET {rest_url}{path}``: the decoded JSON body, after retries and error mapping."""
+        if self._closed:
+            raise UsageError("the Paradex REST client is closed")
+        url = self._base + path
+        what = f"GET {path}"
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Accept": "application/json"}
+            if auth:
+                await self._bucket.acquire(self._clock)
+                token = await self._token.token(force_refresh=refreshed)
+                self._last_token = token
+                headers["Authorization"] = f"Bearer {token}"
+            failure: Exception
+            try:
+                response = await self._http.get(url, params=dict(params or {}), headers=headers)
+            except httpx.TimeoutException as exc:
+                failure = RequestTimeoutError(f"{what}: Paradex did not answer in time ({type(exc).__name__})")
+                cause: BaseException = exc
+            except httpx.TransportError as exc:
+                failure = TransportError(
+                    f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc))})"
+                )
+                cause = exc
+            except httpx.HTTPError as exc:
+                raise TransportError(f"{what}: HTTP error ({type(exc).__name__}: {self._clean(str(exc))})") from exc
+            else:
+                status = response.status_code
+                logger.debug("%s -> HTTP %d (attempt %d)", what, status, attempt)
+                if 200 <= status < 300:
+                    return self._decode(response, what)
+                if status == 401 and auth and not refreshed:
+                    # Expired JWT (they live 5 minutes): one refresh, one retry.
+                    refreshed = True
+                    attempt -= 1
+                    logger.info("%s: HTTP 401, refreshing the token and retrying once", what)
+                    continue
+                if status == 429:
+                    retry_after = _retry_after(response)
+                    wait = retry_after if retry_after is not None else self._retry.backoff(attempt, self._rng)
+                    if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
+                        raise RateLimitedError(
+                            f"{what}: Paradex rate-limited the account (HTTP 429) after {attempt} attempt(s)"
+                            + (f"; it asks to wait {retry_after:g} s" if retry_after is not None else ""),
+                            status=429,
+                            retry_after=retry_after,
+                        )
+                    logger.warning("%s: HTTP 429, waiting %.3f s (Retry-After) before retrying", what, wait)
+                    self._bucket.pause(self._clock.now(), wait)
+                    if not auth:  # public calls skip the account bucket: wait here
+                        await self._clock.sleep(wait)
+                    continue
+                error = self._error(response, what)
+                if status < 500:
+                    raise error
+                failure, cause = error, error
+            if attempt >= self._retry.attempts:
+                raise failure from cause
+            delay = self._retry.backoff(attempt, self._rng)
+            logger.warning("%s failed (%s); retry %d in %.3f s", what, failure, attempt, delay)
+            await self._clock.sleep(delay)
+
+    def _decode(self, response: httpx.Response, what: str) -> object:
+        try:
+            return decode_json(response.content)
+        except ParseError as exc:
+            raise VenueError(
+                f"{what}: Paradex sent a body that is not JSON (HTTP {response.status_code}, "
+                f"content-type {response.headers.get('content-type', 'unknown')!r}): {self._excerpt(response)}",
+                status=response.status_code,
+            ) from exc
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        text = response.content[:200].decode("utf-8", "replace")
+        return repr(self._clean(text))
+
+    def _error(self, response: httpx.Response, what: str) -> VenueError:
+        status = response.status_code
+        try:
+            code, message = parse_error_body(decode_json(response.content))
+        except ParseError:
+            code, message = None, None
+        detail = self._clean(message) if message else f"non-JSON body {self._excerpt(response)}"
+        text = f"{what}: Paradex answered HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
+        if code == "GEO_IP_BLOCK":
+            return AuthenticationError(f"{what}: {GEO_BLOCK_MESSAGE}", code=code, status=status)
+        if code in _NOT_FOUND_CODES or (status == 404 and code is None):
+            return NotFoundError(text, code=code, status=status)
+        if status in (401, 403) or code in _AUTH_CODES:
+            return AuthenticationError(text, code=code, status=status)
+        return VenueError(text, code=code, status=status)
+
+    async def _paginate(
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        what: str,
+        parse_item: Callable[[object], Parsed[T]],
+    ) -> AsyncIterator[Page[T]]:
+        cursor: str | None = None
+        while True:
+            query: dict[str, str | int] = dict(params)
+            if cursor is not None:
+                query["cursor"] = cursor  # exactly as the venue sent it: cursors are signed
+            payload = await self.get_json(path, query)
+            page, next_cursor = parse_page(payload, what, parse_item)
+            yield page
+            if next_cursor is None:
+                return
+            if next_cursor == cursor:
+                raise VenueError(f"GET {path}: Paradex returned the same cursor twice; stopping to avoid a loop")
+            cursor = next_cursor
+
+    # -- endpoints -------------------------------------------------------------
+
+    async def open_orders(self, *, market: str | None = None) -> Parsed[OpenOrdersSnapshot]:
+        """``GET /v1/orders``: every open order (a complete snapshot, of one market if given)."""
+        params = {"market": market} if market else {}
+        parsed = parse_open_orders(await self.get_json("/orders", params))
+        if market:
+            snapshot = OpenOrdersSnapshot(orders=parsed.value.orders, complete=parsed.value.complete, instrument=market)
+            return Parsed(snapshot, parsed.problems)
+        return parsed
+
+    async def order(self, order_id: str) -> Parsed[Order]:
+        """``GET /v1/orders/{id}``; ``NotFoundError`` when Paradex does not know it."""
+        payload = await self.get_json(f"/orders/{_segment(order_id, 'order_id')}")
+        return parse_order(payload, source=Source.REST)
+
+    async def order_by_client_id(self, client_id: str) -> Parsed[Order]:
+        """``GET /v1/orders/by_client_id/{client_id}``; ``NotFoundError`` when unknown."""
+        payload = await self.get_json(f"/orders/by_client_id/{_segment(client_id, 'client_id')}")
+        return parse_order(payload, source=Source.REST)
+
+    def orders_history(
+        self,
+        *,
+        start_at: int,
+        end_at: int | None = None,
+        client_id: str | None = None,
+        market: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Page[Order]]:
+        """``GET /v1/orders-history`` from ``start_at`` (ms), every page."""
+        params = _window(start_at, end_at, page_size)
+        if client_id:
+            params["client_id"] = client_id
+        if market:
+            params["market"] = market
+        return self._paginate(
+            "/orders-history", params, "orders history", lambda row: parse_order(row, source=Source.REST)
+        )
+
+    def fills(
+        self,
+        *,
+        start_at: int,
+        end_at: int | None = None,
+        market: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Page[Fill]]:
+        """``GET /v1/fills`` from ``start_at`` (ms), following ``next`` until it is null."""
+        params = _window(start_at, end_at, page_size)
+        if market:
+            params["market"] = market
+        account = self._account
+        return self._paginate(
+            "/fills", params, "fills", lambda row: parse_fill(row, account=account, source=Source.REST)
+        )
+
+    def tradebusts(
+        self, *, start_at: int, end_at: int | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[Page[FillBust]]:
+        """``GET /v1/tradebusts`` from ``start_at`` (ms), every page."""
+        account = self._account
+        return self._paginate(
+            "/tradebusts",
+            _window(start_at, end_at, page_size),
+            "trade busts",
+            lambda row: parse_fill_bust(row, account=account, source=Source.REST),
+        )
+
+    async def positions(self) -> Parsed[PositionsSnapshot]:
+        """``GET /v1/positions``: the complete positions snapshot."""
+        return parse_positions(await self.get_json("/positions"))
+
+    async def account_summary(self) -> Parsed[AccountSummary]:
+        """``GET /v1/account``."""
+        return parse_account_summary(await self.get_json("/account"))
+
+    async def balances(self) -> Parsed[tuple[Balance, ...]]:
+        """``GET /v1/balance``."""
+        return parse_balances(await self.get_json("/balance"))
+
+    async def markets(self, *, market: str | None = None) -> Parsed[tuple[Market, ...]]:
+        """``GET /v1/markets`` (public)."""
+        params = {"market": market} if market else {}
+        return parse_markets(await self.get_json("/markets", params, auth=False))
+
+    async def server_time(self) -> int:
+        """``GET /v1/system/time`` (public): the venue clock in ms."""
+        return parse_server_time(await self.get_json("/system/time", auth=False))
+
+
+def _segment(value: str, name: str) -> str:
+    if not is_nonempty_str(value):
+        raise UsageError(f"{name} must be a non-empty str, got {value!r}")
+    return quote(value, safe="")
+
+
+def _window(start_at: int, end_at: int | None, page_size: int) -> dict[str, str | int]:
+    if not is_ms(start_at):
+        raise UsageError(f"start_at must be an int of ms >= 0, got {start_at!r}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise UsageError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size!r}")
+    params: dict[str, str | int] = {"start_at": start_at, "page_size": page_size}
+    if end_at is not None:
+        params["end_at"] = end_at
+    return params

@@ -1,0 +1,339 @@
+"""``ParadexSource``: one Paradex account as a ``reconcile_core.typing.StateSource``."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Final, Self
+
+import httpx
+
+from reconcile_core import (
+    Discrepancy,
+    Fill,
+    FillBust,
+    OpenOrdersSnapshot,
+    Order,
+    Page,
+    PositionsSnapshot,
+    Source,
+)
+from reconcile_core.errors import NotFoundError, ParseError, UsageError
+from reconcile_core.typing import Hint
+
+from ._auth import ReadOnlyToken, Secret, TokenProvider
+from ._fields import is_ms, is_nonempty_str
+from ._models import AccountSummary, Balance, Market
+from ._parse import (
+    VENUE,
+    malformed,
+    parse_account_summary,
+    parse_fill,
+    parse_fill_bust,
+    parse_order,
+    parse_position,
+)
+from ._ratelimit import Clock, RetryPolicy, TokenBucket
+from ._rest import MAX_PAGE_SIZE, ParadexRestClient
+from ._urls import resolve_urls
+from ._ws import (
+    DEFAULT_CHANNELS,
+    JsonRpcConnection,
+    Notification,
+    ParadexWebSocket,
+    WebSocketConnector,
+    WebSocketSettings,
+)
+
+__all__ = ["DEFAULT_SETTLEMENT_LAG_MS", "ParadexSource"]
+
+logger = logging.getLogger("reconcile_paradex")
+
+#: How long a fill may show on the WebSocket before ``GET /fills`` lists it.
+#: ``/fills`` only lists fills "sent to chain for settlement" (API.md §3.4);
+#: the lag is undocumented, so this is generous.
+DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
+
+
+def _log_problems(what: str, problems: Sequence[Discrepancy]) -> None:
+    for problem in problems:
+        logger.warning("%s: %s: %s (%s)", what, problem.kind.value, problem.detail, problem.subject)
+
+
+class _HintStream:
+    """The iterator ``subscribe()`` yields: notifications parsed into hints.
+
+    A value comes first, then the discrepancies its parsing raised. Account
+    summaries are not hints: they update :attr:`ParadexSource.account_summary`.
+    """
+
+    def __init__(self, connection: JsonRpcConnection, source: ParadexSource) -> None:
+        self._connection = connection
+        self._source = source
+        self._ready: deque[Hint] = deque()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Hint:
+        while not self._ready:
+            item = await self._connection.next_incoming()
+            if isinstance(item, Discrepancy):
+                return item
+            self._ready.extend(self._source._hints(item))
+        return self._ready.popleft()
+
+
+class ParadexSource:
+    """One Paradex account, read over REST (the truth) and the WebSocket (hints).
+
+    Implements :class:`reconcile_core.typing.StateSource`.
+
+    ``token`` is a :class:`TokenProvider`, or a read-only token string (or
+    :class:`Secret`), which is wrapped in :class:`ReadOnlyToken`. ``env`` is
+    ``"prod"`` or ``"testnet"``; ``rest_url``/``ws_url`` override it
+    (``env=None`` needs both). ``http_client`` and ``ws_connector`` are
+    injectable transports (tests, proxies); an injected ``http_client`` is
+    not closed by :meth:`aclose`. The ``rate_limiter`` defaults to the
+    process-wide bucket of this account.
+
+    Use as an async context manager, or call :meth:`aclose` (idempotent).
+    """
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        token: TokenProvider | str | Secret,
+        env: str | None = "testnet",
+        rest_url: str | None = None,
+        ws_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        ws_connector: WebSocketConnector | None = None,
+        settlement_lag_ms: int = DEFAULT_SETTLEMENT_LAG_MS,
+        page_size: int = MAX_PAGE_SIZE,
+        ws_settings: WebSocketSettings | None = None,
+        channels: Sequence[str] = DEFAULT_CHANNELS,
+        retry: RetryPolicy | None = None,
+        rate_limiter: TokenBucket | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        if not is_nonempty_str(account):
+            raise UsageError("account must be the Paradex account address (a non-empty str)")
+        if not is_ms(settlement_lag_ms):
+            raise UsageError(f"settlement_lag_ms must be an int >= 0, got {settlement_lag_ms!r}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise UsageError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size!r}")
+        provider: TokenProvider = ReadOnlyToken(token) if isinstance(token, (str, Secret)) else token
+        if not callable(getattr(provider, "token", None)):
+            raise UsageError("token must be a TokenProvider, or a read-only token string")
+        rest, ws = resolve_urls(env, rest_url, ws_url)
+        self._account = account
+        self._settlement_lag_ms = settlement_lag_ms
+        self._page_size = page_size
+        self._rest = ParadexRestClient(
+            rest_url=rest,
+            account=account,
+            token=provider,
+            http_client=http_client,
+            rate_limiter=rate_limiter,
+            retry=retry,
+            clock=clock,
+            rng=rng,
+            timeout=timeout,
+        )
+        self._ws = ParadexWebSocket(
+            url=ws, token=provider, connector=ws_connector, settings=ws_settings, channels=channels
+        )
+        self._account_summary: AccountSummary | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ParadexSource account={self._account} rest={self._rest.base_url} ws={self._ws.url}>"
+
+    # -- identity ---------------------------------------------------------------
+
+    @property
+    def venue(self) -> str:
+        return VENUE
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    @property
+    def settlement_lag_ms(self) -> int:
+        return self._settlement_lag_ms
+
+    @property
+    def rest(self) -> ParadexRestClient:
+        """The underlying REST client (for the endpoints beyond the protocol)."""
+        return self._rest
+
+    @property
+    def account_summary(self) -> AccountSummary | None:
+        """The latest account summary seen on the ``account`` channel, if any."""
+        return self._account_summary
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this ParadexSource is closed")
+
+    async def aclose(self) -> None:
+        """Release the HTTP client (if this source made it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._rest.aclose()
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- the stream -----------------------------------------------------------------
+
+    def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[Hint]]:
+        """Connect, authenticate and subscribe; entering returns once every channel is acked.
+
+        The iterator yields orders, fills, positions, busts (``Source.WS``) and
+        discrepancies; when the connection ends it raises
+        ``ConnectionLostError`` (or ``AuthenticationError`` / ``TransportError``).
+        """
+        self._check_open()
+        return self._subscribe()
+
+    @asynccontextmanager
+    async def _subscribe(self) -> AsyncIterator[AsyncIterator[Hint]]:
+        async with self._ws.connect() as connection:
+            yield _HintStream(connection, self)
+
+    def _hints(self, notification: Notification) -> list[Hint]:
+        channel = notification.channel
+        kind = channel.split(".", 1)[0]
+        data = notification.data
+        try:
+            if kind == "orders":
+                order = parse_order(data, source=Source.WS)
+                return [order.value, *order.problems]
+            if kind == "fills":
+                fill = parse_fill(data, account=self._account, source=Source.WS)
+                return [fill.value, *fill.problems]
+            if kind == "positions":
+                position = parse_position(data, source=Source.WS)
+                return [position.value, *position.problems]
+            if kind == "tradebusts":
+                bust = parse_fill_bust(data, account=self._account, source=Source.WS)
+                return [bust.value, *bust.problems]
+            if kind == "account":
+                summary = parse_account_summary(data)
+                self._account_summary = summary.value
+                return list(summary.problems)
+        except ParseError as exc:
+            return [malformed(f"WebSocket {channel[:50]} message", exc, data)]
+        logger.debug("ignoring a notification on channel %r", channel[:50])
+        return []
+
+    # -- snapshots and reads ------------------------------------------------------------
+
+    async def open_orders(self) -> OpenOrdersSnapshot:
+        """``GET /v1/orders``: complete unless a row failed to parse (then logged and marked incomplete)."""
+        self._check_open()
+        parsed = await self._rest.open_orders()
+        _log_problems("open orders", parsed.problems)
+        return parsed.value
+
+    async def positions(self) -> PositionsSnapshot:
+        """``GET /v1/positions``; ``as_of`` is the newest ``last_updated_at`` listed."""
+        self._check_open()
+        parsed = await self._rest.positions()
+        _log_problems("positions", parsed.problems)
+        return parsed.value
+
+    async def order(self, order_id: str) -> Order | None:
+        """``GET /v1/orders/{id}``; ``None`` when Paradex says it does not exist."""
+        self._check_open()
+        try:
+            parsed = await self._rest.order(order_id)
+        except NotFoundError:
+            return None
+        _log_problems(f"order {order_id}", parsed.problems)
+        return parsed.value
+
+    async def order_by_client_id(self, client_id: str) -> Order | None:
+        """By client id; ``None`` when Paradex does not know it.
+
+        ``GET /v1/orders/by_client_id`` may only list open orders (API.md
+        §3.2), so a not-found falls back to ``/orders-history?client_id=``,
+        taking the newest version found there.
+        """
+        self._check_open()
+        try:
+            parsed = await self._rest.order_by_client_id(client_id)
+        except NotFoundError:
+            pass
+        else:
+            _log_problems(f"order with client id {client_id}", parsed.problems)
+            return parsed.value
+        newest: Order | None = None
+        async for page in self._rest.orders_history(start_at=0, client_id=client_id, page_size=self._page_size):
+            _log_problems("orders history", page.problems)
+            for order in page.items:
+                if order.client_id == client_id and (newest is None or order.updated_at > newest.updated_at):
+                    newest = order
+        return newest
+
+    def order_history(self, *, since: int) -> AsyncIterator[Page[Order]]:
+        """``GET /v1/orders-history`` from ``since`` (ms), all pages."""
+        self._check_open()
+        return self._rest.orders_history(start_at=since, page_size=self._page_size)
+
+    def fills(self, *, since: int, instrument: str | None = None) -> AsyncIterator[Page[Fill]]:
+        """``GET /v1/fills`` from ``since`` (ms), all pages (the venue's cursor, never built by hand)."""
+        self._check_open()
+        return self._rest.fills(start_at=since, market=instrument, page_size=self._page_size)
+
+    def busts(self, *, since: int) -> AsyncIterator[Page[FillBust]]:
+        """``GET /v1/tradebusts`` from ``since`` (ms), all pages."""
+        self._check_open()
+        return self._rest.tradebusts(start_at=since, page_size=self._page_size)
+
+    async def server_time(self) -> int:
+        """``GET /v1/system/time``, ms."""
+        self._check_open()
+        return await self._rest.server_time()
+
+    # -- beyond the protocol ----------------------------------------------------------
+
+    async def fetch_account_summary(self) -> AccountSummary:
+        """``GET /v1/account``."""
+        self._check_open()
+        parsed = await self._rest.account_summary()
+        self._account_summary = parsed.value
+        return parsed.value
+
+    async def balances(self) -> tuple[Balance, ...]:
+        """``GET /v1/balance``."""
+        self._check_open()
+        parsed = await self._rest.balances()
+        _log_problems("balances", parsed.problems)
+        return parsed.value
+
+    async def markets(self) -> tuple[Market, ...]:
+        """``GET /v1/markets``."""
+        self._check_open()
+        parsed = await self._rest.markets()
+        _log_problems("markets", parsed.problems)
+        return parsed.value

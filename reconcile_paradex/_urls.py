@@ -1,0 +1,44 @@
+"""Paradex base URLs (API.md §1)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from reconcile_core.errors import UsageError
+
+__all__ = ["ENVIRONMENTS", "PROD_REST_URL", "PROD_WS_URL", "TESTNET_REST_URL", "TESTNET_WS_URL", "resolve_urls"]
+
+PROD_REST_URL: Final = "https://api.prod.paradex.trade/v1"
+PROD_WS_URL: Final = "wss://ws.api.prod.paradex.trade/v1"
+TESTNET_REST_URL: Final = "https://api.testnet.paradex.trade/v1"
+TESTNET_WS_URL: Final = "wss://ws.api.testnet.paradex.trade/v1"
+
+#: Environment name -> (REST base URL, WebSocket URL).
+ENVIRONMENTS: Final = {
+    "prod": (PROD_REST_URL, PROD_WS_URL),
+    "testnet": (TESTNET_REST_URL, TESTNET_WS_URL),
+}
+
+
+def resolve_urls(env: str | None, rest_url: str | None, ws_url: str | None) -> tuple[str, str]:
+    """The REST and WS URLs to use: explicit URLs win over the environment's defaults.
+
+    ``env=None`` means "custom": both URLs must then be given.
+    """
+    if env is None:
+        if rest_url is None or ws_url is None:
+            raise UsageError("env=None (custom venue) needs both rest_url and ws_url")
+        defaults = (rest_url, ws_url)
+    else:
+        found = ENVIRONMENTS.get(env)
+        if found is None:
+            known = ", ".join(repr(name) for name in ENVIRONMENTS)
+            raise UsageError(f"unknown Paradex environment {env!r}; expected one of {known}, or None with custom URLs")
+        defaults = found
+    rest = (rest_url or defaults[0]).rstrip("/")
+    ws = (ws_url or defaults[1]).rstrip("/")
+    if not rest.startswith(("http://", "https://")):
+        raise UsageError(f"rest_url must start with http:// or https://, got {rest!r}")
+    if not ws.startswith(("ws://", "wss://")):
+        raise UsageError(f"ws_url must start with ws:// or wss://, got {ws!r}")
+    return rest, ws
