@@ -293,6 +293,8 @@ class JsonRpcConnection:
         finally:
             if self._failure is None:
                 self._fail(ConnectionLostError("WebSocket connection closed"))
+            # Let the venue know at once; buffered notifications stay readable.
+            await self._close_transport()
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
@@ -466,11 +468,15 @@ class JsonRpcConnection:
             raise self._failure or ConnectionLostError("WebSocket connection closed") from None
 
     async def aclose(self) -> None:
+        """Close the notification buffer and the transport. Idempotent."""
+        self._notify_receive.close()
+        await self._close_transport()
+
+    async def _close_transport(self) -> None:
         """Send a close frame (best effort, bounded) and close the stream. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._notify_receive.close()
         with anyio.move_on_after(1, shield=True):
             if self._ws.state.name == "OPEN":
                 with suppress(ConnectionLostError):
@@ -599,8 +605,9 @@ class ParadexWebSocket:
                 logger.info("WebSocket auth refused (error %s); reconnecting with a refreshed token", exc.code)
                 continue
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await stack.aclose()
+                # Not shielded: the stack holds a task group, whose cancel scope must exit first.
+                # The connection's own close is shielded and bounded.
+                await stack.aclose()
                 raise
             self._reauth_needed = False
             break
