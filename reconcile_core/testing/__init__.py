@@ -7,4 +7,24 @@ by subclassing the contract classes here, the way keyring backends do.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._fake_source import NO_FAULTS, Faults, FaultySource
+from ._fake_venue import FakeVenue
+from ._ledger_contract import (
+    FillLedgerContract,
+    LedgerFactory,
+    LedgerStateMachine,
+    PersistentFillLedgerContract,
+    ledger_state_machine,
+)
+
+__all__ = [
+    "NO_FAULTS",
+    "FakeVenue",
+    "Faults",
+    "FaultySource",
+    "FillLedgerContract",
+    "LedgerFactory",
+    "LedgerStateMachine",
+    "PersistentFillLedgerContract",
+    "ledger_state_machine",
+]
