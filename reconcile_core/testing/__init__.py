@@ -7,6 +7,8 @@ by subclassing the contract classes here, the way keyring backends do.
 
 from __future__ import annotations
 
+from ._fake_source import NO_FAULTS, Faults, FaultySource
+from ._fake_venue import FakeVenue
 from ._ledger_contract import (
     FillLedgerContract,
     LedgerFactory,
@@ -16,6 +18,10 @@ from ._ledger_contract import (
 )
 
 __all__ = [
+    "NO_FAULTS",
+    "FakeVenue",
+    "Faults",
+    "FaultySource",
     "FillLedgerContract",
     "LedgerFactory",
     "LedgerStateMachine",

@@ -1,0 +1,327 @@
+"""Delivery to the consumer: the bounded event channel, acknowledgements, and the merge gate.
+
+Two rules live here (the ``Session`` docstring states them for users):
+
+* **Durability.** A batch of observations is merged, the ledger is committed
+  once, and only then are the batch's events put in the channel. A fill the
+  consumer sees is always durable.
+* **Acknowledgement.** A fill or bust the consumer took is acknowledged to
+  the ledger when the consumer asks for the next event (``auto_ack``), or
+  when it calls :meth:`EventChannel.acknowledge`. Acknowledgements are written
+  in batches: when ``ack_batch`` are pending, whenever the consumer has caught
+  up (the channel is empty), and when the session closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+import anyio
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from reconcile_core._events import (
+    Discrepancy,
+    DiscrepancyKind,
+    Event,
+    FillBusted,
+    FillRecorded,
+    Need,
+    Severity,
+)
+from reconcile_core._ledger import Delivery
+from reconcile_core._reconciler import AccountReconciler, MergeStep
+from reconcile_core._types import Fill, FillBust, Order, Position, Source
+from reconcile_core.errors import UsageError
+from reconcile_core.typing import FillLedger
+
+__all__ = ["EventChannel", "EventIterator", "MergeGate", "Tally", "from_outbox"]
+
+logger = logging.getLogger("reconcile_core.runtime")
+
+_OBSERVATIONS = (Order, Fill, Position, FillBust)
+
+
+def _offset(event: object) -> int | None:
+    if isinstance(event, FillRecorded | FillBusted):
+        return event.offset
+    return None
+
+
+def from_outbox(delivery: Delivery) -> Event | None:
+    """The event that redelivers one unacknowledged outbox entry."""
+    if delivery.fill is not None:
+        return FillRecorded(fill=delivery.fill, offset=delivery.offset, redelivery=True)
+    if delivery.bust is not None:
+        return FillBusted(bust=delivery.bust, fill=delivery.busted_fill, offset=delivery.offset, redelivery=True)
+    return None
+
+
+@attrs.define(eq=False)
+class EventChannel:
+    """The bounded stream of events to the consumer, and the acknowledgement bookkeeping."""
+
+    ledger: FillLedger
+    size: int
+    auto_ack: bool
+    ack_batch: int
+    _streams: tuple[MemoryObjectSendStream[Event], MemoryObjectReceiveStream[Event]] | None = attrs.field(
+        init=False, default=None
+    )
+    #: Offsets the consumer took and has not acknowledged.
+    _taken: set[int] = attrs.field(init=False, factory=set)
+    #: Offsets acknowledged but not yet written to the ledger.
+    _pending: list[int] = attrs.field(init=False, factory=list)
+    _closed: bool = attrs.field(init=False, default=False)
+    #: The cancel scope shielding the send in progress (see :meth:`send_all`).
+    _shield: anyio.CancelScope | None = attrs.field(init=False, default=None)
+    _aborted: bool = attrs.field(init=False, default=False)
+
+    @property
+    def _send(self) -> MemoryObjectSendStream[Event]:
+        return self._open()[0]
+
+    @property
+    def _receive(self) -> MemoryObjectReceiveStream[Event]:
+        return self._open()[1]
+
+    def _open(self) -> tuple[MemoryObjectSendStream[Event], MemoryObjectReceiveStream[Event]]:
+        # Created on first use, so a session that never runs holds no open stream.
+        if self._streams is None:
+            self._streams = anyio.create_memory_object_stream[Event](self.size)
+        return self._streams
+
+    @property
+    def buffered(self) -> int:
+        """Events waiting in the channel."""
+        if self._streams is None:
+            return 0
+        return self._streams[0].statistics().current_buffer_used
+
+    @property
+    def unacknowledged(self) -> int:
+        """Fills and busts the consumer took and did not acknowledge yet."""
+        return len(self._taken)
+
+    async def send_all(self, events: Sequence[Event]) -> None:
+        """Put ``events`` in the channel, waiting for room.
+
+        The sends are shielded from cancellation: once a batch is committed,
+        all of it reaches the channel, even when its connection drops meanwhile
+        (otherwise a committed fill could go undelivered until the next
+        process). :meth:`abort` lifts the shield when the session stops.
+        """
+        if not events:
+            return
+        if self._aborted:
+            await anyio.lowlevel.checkpoint()
+            return
+        with anyio.CancelScope(shield=True) as scope:
+            self._shield = scope
+            try:
+                for event in events:
+                    await self._send.send(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return
+            finally:
+                self._shield = None
+        if scope.cancelled_caught:
+            # Aborted: the session is stopping; the outbox keeps what was not sent.
+            await anyio.lowlevel.checkpoint()
+
+    def abort(self) -> None:
+        """Stop sending: the session is stopping. Unsent fills stay in the ledger's outbox."""
+        self._aborted = True
+        if self._shield is not None:
+            self._shield.cancel()
+
+    def close_sending(self) -> None:
+        """No more events: the consumer's iteration ends once the channel is drained."""
+        if self._streams is not None:
+            self._streams[0].close()
+
+    def close(self, *, acknowledge_taken: bool) -> None:
+        """Close both ends; acknowledge taken events when the session closes normally."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._streams is not None:
+            self._streams[0].close()
+            self._streams[1].close()
+        if acknowledge_taken and self.auto_ack:
+            self._pending.extend(sorted(self._taken))
+            self._taken.clear()
+        self.flush()
+
+    def acknowledge(self, event: Event) -> None:
+        """Acknowledge one fill or bust event (other events are ignored)."""
+        offset = _offset(event)
+        if offset is None:
+            return
+        self._acknowledge_offset(offset)
+
+    def _acknowledge_offset(self, offset: int) -> None:
+        self._taken.discard(offset)
+        self._pending.append(offset)
+        if self._closed or len(self._pending) >= self.ack_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending acknowledgements to the ledger and commit."""
+        if not self._pending:
+            return
+        offsets, self._pending = self._pending, []
+        self.ledger.acknowledge(offsets)
+        self.ledger.commit()
+
+    def iterate(self) -> EventIterator:
+        """A new iterator over the channel (see :meth:`Session.events`)."""
+        if self._closed:
+            msg = "the session is closed; its events can no longer be read"
+            raise UsageError(msg)
+        return EventIterator(self)
+
+    def _took(self, event: Event) -> int | None:
+        offset = _offset(event)
+        if offset is not None:
+            self._taken.add(offset)
+        return offset
+
+
+class EventIterator:
+    """Iterates the session's events; acknowledges each fill when the next event is asked for."""
+
+    __slots__ = ("_channel", "_in_flight")
+
+    def __init__(self, channel: EventChannel) -> None:
+        self._channel = channel
+        self._in_flight: int | None = None
+
+    def __aiter__(self) -> EventIterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        channel = self._channel
+        if self._in_flight is not None:
+            offset, self._in_flight = self._in_flight, None
+            if channel.auto_ack and offset in channel._taken:
+                channel._acknowledge_offset(offset)
+        receive = channel._receive
+        try:
+            event = receive.receive_nowait()
+        except anyio.WouldBlock:
+            # The consumer caught up: a good moment to write acknowledgements.
+            channel.flush()
+            try:
+                event = await receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                raise StopAsyncIteration from None
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if not channel._closed:
+                channel.flush()
+            raise StopAsyncIteration from None
+        self._in_flight = channel._took(event)
+        return event
+
+
+@attrs.define
+class Tally:
+    """What one pass (or one round of needs) did, for its :class:`CycleSummary`."""
+
+    orders_seen: int = 0
+    positions_seen: int = 0
+    fills_seen: int = 0
+    fills_recovered: int = 0
+    busts_seen: int = 0
+    orders_resolved: int = 0
+    discrepancies: int = 0
+
+
+def _rejected(item: object, reason: str) -> Discrepancy:
+    return Discrepancy(
+        kind=DiscrepancyKind.MALFORMED_MESSAGE,
+        subject=f"{type(item).__name__} from the source",
+        detail=f"the observation was rejected and skipped: {reason}",
+        severity=Severity.WARNING,
+    )
+
+
+@attrs.define(eq=False)
+class MergeGate:
+    """The one path from observations to the consumer: merge, commit, then send.
+
+    A lock keeps merge order and delivery order the same across the hint
+    merger and REST passes; holding it while the channel is full is what makes
+    a slow consumer slow down ingestion.
+    """
+
+    reconciler: AccountReconciler
+    ledger: FillLedger
+    channel: EventChannel
+    on_change: Callable[[], None]
+    discrepancies: Counter[DiscrepancyKind] = attrs.field(factory=Counter)
+    _lock: anyio.Lock | None = attrs.field(init=False, default=None)
+
+    def _get_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def merge(self, items: Iterable[object], tally: Tally | None = None) -> tuple[Need, ...]:
+        """Merge observations (and pass on discrepancies) as one batch; return new needs."""
+        async with self._get_lock():
+            events: list[Event] = []
+            needs: list[Need] = []
+            for item in items:
+                if isinstance(item, Discrepancy):
+                    events.append(item)
+                    continue
+                if not isinstance(item, _OBSERVATIONS):
+                    events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
+                    continue
+                try:
+                    step = self.reconciler.merge(item)
+                except UsageError as exc:
+                    logger.warning("rejected an observation from the source: %s", exc)
+                    events.append(_rejected(item, str(exc)))
+                    continue
+                events.extend(step.events)
+                needs.extend(step.needs)
+            await self._deliver(events, tally)
+            return tuple(needs)
+
+    async def step(self, action: Callable[[], MergeStep], tally: Tally | None = None) -> MergeStep:
+        """Run one synchronous reconciler call under the gate and deliver its events."""
+        async with self._get_lock():
+            result = action()
+            await self._deliver(list(result.events), tally)
+            return result
+
+    async def emit(self, events: Sequence[Event], tally: Tally | None = None) -> None:
+        """Deliver events that come from no merge (summaries, source errors, redeliveries)."""
+        async with self._get_lock():
+            await self._deliver(list(events), tally)
+
+    async def _deliver(self, events: list[Event], tally: Tally | None) -> None:
+        if not events:
+            return
+        if any(isinstance(e, FillRecorded | FillBusted) for e in events):
+            # Durability rule: nothing of this batch reaches the consumer before the commit.
+            self.ledger.commit()
+        for event in events:
+            if isinstance(event, Discrepancy):
+                self.discrepancies[event.kind] += 1
+                if tally is not None:
+                    tally.discrepancies += 1
+            elif (
+                tally is not None
+                and isinstance(event, FillRecorded)
+                and not event.redelivery
+                and event.fill.source is Source.REST
+            ):
+                tally.fills_recovered += 1
+        self.on_change()
+        await self.channel.send_all(events)
+        self.on_change()

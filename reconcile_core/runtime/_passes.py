@@ -1,0 +1,351 @@
+"""Reconciliation passes against the source of truth (DESIGN.md §4).
+
+A *full pass* reads the venue clock, the open-orders and positions
+snapshots, the order history, fills and busts from the ledger's watermark
+minus an overlap (all pages), then serves the reconciler's needs and advances
+the watermark. *Serving needs* alone is what a gap revealed by a hint
+triggers. Source failures never escape: they become ``SOURCE_ERROR``
+discrepancies and a failed :class:`CycleSummary`; the caller retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
+import anyio
+import attrs
+
+from reconcile_core import errors
+from reconcile_core._events import (
+    BackfillFills,
+    CycleSummary,
+    Discrepancy,
+    DiscrepancyKind,
+    Need,
+    Page,
+    ResolveOrder,
+    Severity,
+)
+from reconcile_core._reconciler import AccountReconciler
+from reconcile_core._types import Fill, FillBust, Order
+from reconcile_core.typing import FillLedger, StateSource
+
+from ._config import SessionConfig
+from ._delivery import MergeGate, Tally
+
+__all__ = ["Reconciliation", "SourceFailedError", "describe"]
+
+logger = logging.getLogger("reconcile_core.runtime")
+
+T = TypeVar("T")
+
+#: At most this many rounds of needs per call: answers can raise new needs
+#: (a resolved order reveals a fill gap); the rest wait for the next round.
+_NEED_ROUNDS = 3
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` for logs and health (sources keep secrets out of messages)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class SourceFailedError(Exception):
+    """A read from the source failed; carries the library error it maps to."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        super().__init__(f"{what}: {describe(error)}")
+        self.what = what
+        self.error = error
+
+
+@attrs.define(eq=False)
+class Reconciliation:
+    """Runs passes and serves needs for one session."""
+
+    source: StateSource
+    ledger: FillLedger
+    reconciler: AccountReconciler
+    gate: MergeGate
+    config: SessionConfig
+    #: The last venue time read, and the local monotonic time it was read at.
+    _clock: tuple[int, float] | None = attrs.field(init=False, default=None)
+
+    # -- reads with timeouts -------------------------------------------------
+
+    async def call(self, what: str, function: Callable[[], Awaitable[T]]) -> T:
+        """One REST read under ``request_timeout``; any failure becomes :class:`SourceFailedError`."""
+        timeout = self.config.request_timeout
+        try:
+            with anyio.fail_after(timeout):
+                return await function()
+        except TimeoutError as exc:
+            error = errors.TimeoutError(f"{what} took longer than {timeout} s")
+            error.__cause__ = exc
+            raise SourceFailedError(what, error) from exc
+        except Exception as exc:
+            raise SourceFailedError(what, exc) from exc
+
+    async def pages(
+        self,
+        what: str,
+        open_pages: Callable[[], AsyncIterator[Page[T]]],
+        on_page: Callable[[Page[T]], Awaitable[None]],
+    ) -> None:
+        """Read every page of a paginated read (each page under the timeout)."""
+        try:
+            iterator = open_pages().__aiter__()
+        except Exception as exc:
+            raise SourceFailedError(what, exc) from exc
+        try:
+            while True:
+                try:
+                    page = await self.call(what, iterator.__anext__)
+                except SourceFailedError as failed:
+                    if isinstance(failed.error, StopAsyncIteration):
+                        return
+                    raise
+                await on_page(page)
+        finally:
+            await _close_quietly(iterator)
+
+    async def venue_time(self) -> int:
+        """The venue clock, read from the source."""
+        now = await self.call("server_time", self.source.server_time)
+        self._clock = (now, anyio.current_time())
+        return now
+
+    def estimated_venue_time(self) -> int:
+        """The venue clock extrapolated from the last reading (0 before the first)."""
+        if self._clock is None:
+            return 0
+        venue_ms, local = self._clock
+        return venue_ms + int((anyio.current_time() - local) * 1000)
+
+    # -- a full pass ---------------------------------------------------------
+
+    async def full_pass(self, reason: str) -> CycleSummary:
+        """Run one full pass; a failure is reported, never raised (the caller retries)."""
+        source, config, gate = self.source, self.config, self.gate
+        tally = Tally()
+        started = anyio.current_time()
+        started_at = self.estimated_venue_time()
+        ok = False
+        try:
+            started_at = await self.venue_time()
+            open_orders = await self.call("open_orders", source.open_orders)
+            tally.orders_seen += len(open_orders.orders)
+            await gate.step(lambda: self.reconciler.merge_open_orders(open_orders), tally)
+            positions = await self.call("positions", source.positions)
+            tally.positions_seen += len(positions.positions)
+            await gate.step(lambda: self.reconciler.merge_positions(positions), tally)
+
+            watermark = self.ledger.watermark(venue=source.venue, account=source.account)
+            since = config.initial_backfill_since if watermark is None else max(0, watermark - config.fill_overlap_ms)
+
+            async def orders_page(page: Page[Order]) -> None:
+                tally.orders_seen += len(page.items)
+                await gate.merge([*page.items, *page.problems], tally)
+
+            await self.pages("order_history", lambda: source.order_history(since=since), orders_page)
+
+            async def fills_page(page: Page[Fill]) -> None:
+                tally.fills_seen += len(page.items)
+                await gate.merge([*page.items, *page.problems], tally)
+
+            await self.pages("fills", lambda: source.fills(since=since), fills_page)
+
+            async def busts_page(page: Page[FillBust]) -> None:
+                tally.busts_seen += len(page.items)
+                await gate.merge([*page.items, *page.problems], tally)
+
+            await self.pages("busts", lambda: source.busts(since=since), busts_page)
+
+            complete_up_to = max(0, started_at - source.settlement_lag_ms)
+            await self.serve_needs(tally, complete_up_to=complete_up_to)
+            self.ledger.advance_watermark(venue=source.venue, account=source.account, value=complete_up_to)
+            self.ledger.commit()
+            ok = True
+        except SourceFailedError as failed:
+            await self.report(failed, tally, during=f"the {reason} pass")
+        return CycleSummary(
+            reason=reason,
+            started_at=started_at,
+            duration_ms=int((anyio.current_time() - started) * 1000),
+            orders_seen=tally.orders_seen,
+            positions_seen=tally.positions_seen,
+            fills_seen=tally.fills_seen,
+            fills_recovered=tally.fills_recovered,
+            busts_seen=tally.busts_seen,
+            orders_resolved=tally.orders_resolved,
+            discrepancies=tally.discrepancies,
+            ok=ok,
+        )
+
+    async def gap_pass(self, reason: str = "gap") -> CycleSummary:
+        """Serve the outstanding needs only (targeted resolves and backfills)."""
+        tally = Tally()
+        started = anyio.current_time()
+        started_at = self.estimated_venue_time()
+        ok = False
+        try:
+            started_at = await self.venue_time()
+            ok = await self.serve_needs(tally, complete_up_to=max(0, started_at - self.source.settlement_lag_ms))
+        except SourceFailedError as failed:
+            await self.report(failed, tally, during="serving needs")
+        return CycleSummary(
+            reason=reason,
+            started_at=started_at,
+            duration_ms=int((anyio.current_time() - started) * 1000),
+            orders_seen=tally.orders_seen,
+            positions_seen=0,
+            fills_seen=tally.fills_seen,
+            fills_recovered=tally.fills_recovered,
+            busts_seen=0,
+            orders_resolved=tally.orders_resolved,
+            discrepancies=tally.discrepancies,
+            ok=ok,
+        )
+
+    async def report(self, failed: SourceFailedError, tally: Tally, *, during: str) -> None:
+        """Log a source failure and deliver it as a ``SOURCE_ERROR`` discrepancy."""
+        logger.warning(
+            "%s:%s: %s failed during %s; retrying with backoff",
+            self.source.venue,
+            self.source.account,
+            failed.what,
+            during,
+            exc_info=failed.error,
+        )
+        severity = Severity.ERROR if isinstance(failed.error, errors.AuthenticationError) else Severity.WARNING
+        await self.gate.emit(
+            [
+                Discrepancy(
+                    kind=DiscrepancyKind.SOURCE_ERROR,
+                    subject=f"source {failed.what}",
+                    detail=f"{describe(failed.error)} (during {during}; retrying with backoff)",
+                    severity=severity,
+                )
+            ],
+            tally,
+        )
+
+    # -- needs ---------------------------------------------------------------
+
+    async def serve_needs(self, tally: Tally, *, complete_up_to: int) -> bool:
+        """Answer the outstanding needs; True when no read failed.
+
+        ``complete_up_to`` is the venue time up to which REST fills are known
+        complete (read time minus the settlement lag): a gap younger than that
+        stays outstanding for a later round.
+        """
+        ok = True
+        attempted: set[tuple[str, str | None]] = set()
+        for _ in range(_NEED_ROUNDS):
+            fresh = [n for n in self.reconciler.needs if _need_id(n) not in attempted]
+            if not fresh:
+                break
+            attempted.update(_need_id(n) for n in fresh)
+            for need in fresh:
+                if isinstance(need, ResolveOrder):
+                    ok = await self._resolve(need, tally) and ok
+            backfills = [n for n in fresh if isinstance(n, BackfillFills)]
+            if backfills:
+                ok = await self._backfill(backfills, tally, complete_up_to=complete_up_to) and ok
+        return ok
+
+    def _outstanding(self, order_id: str) -> bool:
+        return any(isinstance(n, ResolveOrder) and n.order_id == order_id for n in self.reconciler.needs)
+
+    async def _resolve(self, need: ResolveOrder, tally: Tally) -> bool:
+        order: Order | None = None
+        failure: SourceFailedError | None = None
+        try:
+            order = await self._fetch_order(need)
+        except SourceFailedError as failed:
+            failure = failed
+        if order is not None:
+            tally.orders_seen += 1
+            await self.gate.merge([order], tally)
+        if not self._outstanding(need.order_id):
+            tally.orders_resolved += 1
+            return True
+        if failure is not None:
+            logger.warning(
+                "%s:%s: resolving order %s failed: %s",
+                self.source.venue,
+                self.source.account,
+                need.order_id,
+                describe(failure.error),
+            )
+            reason = describe(failure.error)
+        elif order is None:
+            reason = "the venue does not know it"
+        else:
+            reason = "the venue's answer is older than the local state"
+        await self.gate.step(lambda: self.reconciler.resolve_failed(need.order_id, reason=reason), tally)
+        return failure is None
+
+    async def _fetch_order(self, need: ResolveOrder) -> Order | None:
+        source = self.source
+        order = await self._order_or_none("order", lambda: source.order(need.order_id))
+        if order is None and need.client_id is not None:
+            client_id = need.client_id
+            order = await self._order_or_none("order_by_client_id", lambda: source.order_by_client_id(client_id))
+        return order
+
+    async def _order_or_none(self, what: str, function: Callable[[], Awaitable[Order | None]]) -> Order | None:
+        try:
+            return await self.call(what, function)
+        except SourceFailedError as failed:
+            if isinstance(failed.error, errors.NotFoundError):
+                return None
+            raise
+
+    async def _backfill(self, needs: list[BackfillFills], tally: Tally, *, complete_up_to: int) -> bool:
+        ok = True
+        by_instrument: dict[str | None, list[BackfillFills]] = {}
+        for need in needs:
+            by_instrument.setdefault(need.instrument, []).append(need)
+
+        async def fills_page(page: Page[Fill]) -> None:
+            tally.fills_seen += len(page.items)
+            await self.gate.merge([*page.items, *page.problems], tally)
+
+        for instrument, group in by_instrument.items():
+            since = max(0, min(n.since for n in group) - self.config.fill_overlap_ms)
+
+            def open_pages(since: int = since, instrument: str | None = instrument) -> AsyncIterator[Page[Fill]]:
+                return self.source.fills(since=since, instrument=instrument)
+
+            try:
+                await self.pages("fills", open_pages, fills_page)
+            except SourceFailedError as failed:
+                ok = False
+                await self.report(failed, tally, during="a targeted backfill")
+                continue
+            for need in group:
+                await self.gate.step(partial(self.reconciler.backfill_done, need, complete_up_to=complete_up_to), tally)
+        return ok
+
+
+def _need_id(need: Need) -> tuple[str, str | None]:
+    if isinstance(need, ResolveOrder):
+        return ("resolve", need.order_id)
+    if isinstance(need, BackfillFills):
+        return ("backfill", need.order_id or need.instrument)
+    return ("other", repr(need))
+
+
+async def _close_quietly(iterator: object) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.move_on_after(5, shield=True):
+        try:
+            await aclose()
+        except Exception:
+            logger.debug("closing a page iterator failed", exc_info=True)
