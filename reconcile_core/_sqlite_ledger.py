@@ -643,8 +643,15 @@ class SqliteLedger:
         invariants (outbox entries point at recorded fills and busts, no fill
         recorded after its bust was given an offset, offsets are unique and
         below the next offset, per-order totals match the fills, stored values
-        decode). Reads the whole file: for tools, not for the hot path.
+        decode). Reads the whole file: for tools, not for the hot path. A file
+        too damaged to check is reported as a problem, not raised.
         """
+        try:
+            return self._integrity_problems()
+        except LedgerCorruptError as exc:
+            return [str(exc)]
+
+    def _integrity_problems(self) -> list[str]:
         with self._reading("check integrity") as conn:
             problems = [f"sqlite: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
             if problems:
