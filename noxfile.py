@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -34,6 +35,22 @@ def mypy(session: nox.Session) -> None:
     """mypy --strict over both packages."""
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy", "--strict", "reconcile_core", "reconcile_paradex")
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The ledger crash test at length: 300 SIGKILLs (``RECONCILE_CRASH_KILLS`` overrides)."""
+    session.install("-e", ".[test]")
+    kills = os.environ.get("RECONCILE_CRASH_KILLS", "300")
+    session.run("pytest", "tests/ledger/test_crash.py", *session.posargs, env={"RECONCILE_CRASH_KILLS": kills})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run every ``tests/benchmarks/bench_*.py`` (figures, not tests); posargs go to each script."""
+    session.install("-e", ".[test]")
+    for script in sorted(Path("tests/benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -37,6 +37,11 @@ _INSERT_FILL = (
     f"VALUES (?, ?, ?, ?, {', '.join('?' * _N)})"
 )
 _SELECT_FILL = f"SELECT {_COLS} FROM fills WHERE aid = ? AND fill_id = ? AND fill_type = ?"  # noqa: S608
+# One row: whether the fill id is busted, then the stored fill (all NULL when absent).
+_LOOKUP_FOR_RECORD = (
+    "SELECT EXISTS (SELECT 1 FROM busts WHERE aid = ?1 AND fill_id = ?2), "  # noqa: S608
+    f"{_COLS_F} FROM (SELECT 1) LEFT JOIN fills AS f ON f.aid = ?1 AND f.fill_id = ?2 AND f.fill_type = ?3"
+)
 _SELECT_FILLS_OF_ID = (
     f"SELECT fill_type, {_COLS} FROM fills WHERE aid = ? AND fill_id = ? "  # noqa: S608
     "ORDER BY delivery_offset"
@@ -258,38 +263,12 @@ class SqliteLedger:
                 conn.execute("ROLLBACK")
         self._forget_transaction(reason)
 
-    @contextlib.contextmanager
-    def _writing(self, action: str) -> Iterator[sqlite3.Connection]:
-        """Run a write inside the open transaction; on any failure roll it all back."""
-        with self._mutex:
-            conn = self._connection()
-            if not conn.in_transaction:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise translate(exc, path=self._path, action=action) from exc
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                error = translate(exc, path=self._path, action=action)
-                self._abort(str(error))
-                raise error from exc
-            except BaseException as exc:
-                self._abort(f"{type(exc).__name__} while trying to {action}")
-                raise
+    def _writing(self, action: str, subject: object = "") -> _Call:
+        """A write inside the open transaction; on any failure the transaction is rolled back."""
+        return _Call(self, action, subject, write=True)
 
-    @contextlib.contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._mutex:
-            conn = self._connection()
-            was_open = conn.in_transaction
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                error = translate(exc, path=self._path, action=action)
-                if was_open and not conn.in_transaction:
-                    self._forget_transaction(str(error))
-                raise error from exc
+    def _reading(self, action: str, subject: object = "") -> _Call:
+        return _Call(self, action, subject, write=False)
 
     def _account_id(self, conn: sqlite3.Connection, venue: str, account: str, *, create: bool) -> int | None:
         cache_key = (venue, account)
@@ -328,10 +307,10 @@ class SqliteLedger:
     def record(self, fill: Fill) -> RecordResult:
         """Record ``fill`` once; see :class:`~reconcile_core.typing.FillLedger`."""
         key = fill.key
-        with self._writing(f"record the fill {key}") as conn:
+        with self._writing("record the fill", key) as conn:
             aid = self._account_id(conn, key.venue, key.account, create=True)
-            row = conn.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
-            if row is not None:
+            busted, *row = conn.execute(_LOOKUP_FOR_RECORD, (aid, key.fill_id, key.fill_type)).fetchone()
+            if row[0] is not None:  # "kind" is never NULL in a stored fill
                 existing = self._decode_fill(
                     venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
                 )
@@ -346,7 +325,6 @@ class SqliteLedger:
                     return RecordResult(outcome=RecordOutcome.DUPLICATE)
                 self._dirty = True
                 return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
-            busted = conn.execute("SELECT 1 FROM busts WHERE aid = ? AND fill_id = ?", (aid, key.fill_id)).fetchone()
             offset = None if busted else self._next_offset
             conn.execute(_INSERT_FILL, (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill)))
             if offset is not None:
@@ -379,7 +357,7 @@ class SqliteLedger:
 
     def bust(self, bust: FillBust) -> BustResult:
         """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""
-        with self._writing(f"record the bust of {bust.venue}:{bust.account}:{bust.fill_id}") as conn:
+        with self._writing("record the bust of fill id", bust.fill_id) as conn:
             aid = self._account_id(conn, bust.venue, bust.account, create=True)
             if conn.execute("SELECT 1 FROM busts WHERE aid = ? AND fill_id = ?", (aid, bust.fill_id)).fetchone():
                 return BustResult(new=False)
@@ -405,7 +383,7 @@ class SqliteLedger:
 
     def get(self, key: FillKey) -> Fill | None:
         """The fill recorded under ``key``, busted or not."""
-        with self._reading(f"read the fill {key}") as conn:
+        with self._reading("read the fill", key) as conn:
             aid = self._account_id(conn, key.venue, key.account, create=False)
             if aid is None:
                 return None
@@ -418,7 +396,7 @@ class SqliteLedger:
 
     def is_busted(self, *, venue: str, account: str, fill_id: str) -> bool:
         """Whether a bust for this fill id was recorded."""
-        with self._reading(f"look up the bust of {venue}:{account}:{fill_id}") as conn:
+        with self._reading("look up the bust of fill id", fill_id) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return False
@@ -428,7 +406,7 @@ class SqliteLedger:
 
     def knows_fill_id(self, *, venue: str, account: str, fill_id: str) -> bool:
         """Whether any fill or bust with this id was recorded."""
-        with self._reading(f"look up the fill id {venue}:{account}:{fill_id}") as conn:
+        with self._reading("look up the fill id", fill_id) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return False
@@ -441,7 +419,7 @@ class SqliteLedger:
 
     def recorded_quantity(self, *, venue: str, account: str, order_id: str) -> Decimal:
         """Sum of sizes of every recorded fill of ``order_id``, busted ones included."""
-        with self._reading(f"read the recorded quantity of order {order_id!r}") as conn:
+        with self._reading("read the recorded quantity of order", order_id) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return Decimal(0)
@@ -471,7 +449,7 @@ class SqliteLedger:
 
     def watermark(self, *, venue: str, account: str, scope: str = "") -> int | None:
         """The persisted "REST is complete up to" time, or ``None``."""
-        with self._reading(f"read the watermark of {venue}:{account}") as conn:
+        with self._reading("read the watermark of account", account) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return None
@@ -483,7 +461,7 @@ class SqliteLedger:
         if not isinstance(value, int) or isinstance(value, bool):  # type: ignore[redundant-expr]
             msg = f"a watermark is an int of milliseconds, got {value!r}"
             raise UsageError(msg)
-        with self._writing(f"advance the watermark of {venue}:{account}") as conn:
+        with self._writing("advance the watermark of account", account) as conn:
             aid = self._account_id(conn, venue, account, create=True)
             row = conn.execute("SELECT value FROM watermarks WHERE aid = ? AND scope = ?", (aid, scope)).fetchone()
             if row is not None and int(row[0]) >= value:
@@ -500,7 +478,7 @@ class SqliteLedger:
         """Unacknowledged outbox entries of one account, by offset, after ``after`` (at most ``limit``)."""
         if limit < 1:
             return []
-        with self._reading(f"read the outbox of {venue}:{account}") as conn:
+        with self._reading("read the outbox of account", account) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return []
@@ -767,3 +745,57 @@ _INVARIANTS: tuple[tuple[str, str], ...] = (
             OR source NOT IN ({_values(Source)})""",  # noqa: S608 - enum values of this library
     ),
 )
+
+
+class _Call:
+    """One ledger call: holds the mutex, maps ``sqlite3`` errors, rolls back a failed write.
+
+    The message is only formatted when something fails (``action`` + ``subject``).
+    """
+
+    __slots__ = ("_action", "_conn", "_ledger", "_subject", "_was_open", "_write")
+
+    def __init__(self, ledger: SqliteLedger, action: str, subject: object, *, write: bool) -> None:
+        self._ledger = ledger
+        self._action = action
+        self._subject = subject
+        self._write = write
+        self._was_open = False
+        self._conn: sqlite3.Connection | None = None
+
+    def describe(self) -> str:
+        return f"{self._action} {self._subject}" if self._subject != "" else self._action
+
+    def __enter__(self) -> sqlite3.Connection:
+        ledger = self._ledger
+        ledger._mutex.acquire()
+        try:
+            conn = ledger._connection()
+            self._was_open = conn.in_transaction
+            if self._write and not self._was_open:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise translate(exc, path=ledger.path, action=self.describe()) from exc
+        except BaseException:
+            ledger._mutex.release()
+            raise
+        self._conn = conn
+        return conn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        ledger = self._ledger
+        try:
+            if exc is None:
+                return
+            if isinstance(exc, sqlite3.Error):
+                error = translate(exc, path=ledger.path, action=self.describe())
+                if self._write:
+                    ledger._abort(str(error))
+                elif self._was_open and self._conn is not None and not self._conn.in_transaction:
+                    ledger._forget_transaction(str(error))  # SQLite rolled back on its own
+                raise error from exc
+            if self._write:
+                ledger._abort(f"{type(exc).__name__} while trying to {self.describe()}")
+        finally:
+            ledger._mutex.release()
