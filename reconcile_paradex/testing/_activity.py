@@ -32,6 +32,16 @@ def _weight(_inst: object, attribute: attrs.Attribute[int], value: object) -> No
         raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
 
 
+def _positive(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _probability(_inst: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class ActivityMix:
     """How the generator picks its actions: relative weights and pacing.
@@ -54,9 +64,9 @@ class ActivityMix:
     other_fill: int = attrs.field(default=2, validator=_weight)
     bust: int = attrs.field(default=1, validator=_weight)
     tick: int = attrs.field(default=4, validator=_weight)
-    same_ms_probability: float = 0.3
-    max_step_ms: int = 40
-    max_live_orders: int = 12
+    same_ms_probability: float = attrs.field(default=0.3, validator=_probability)
+    max_step_ms: int = attrs.field(default=40, validator=_positive)
+    max_live_orders: int = attrs.field(default=12, validator=_positive)
     #: Busts pick among unbusted fills younger than this (venue ms).
     bust_window_ms: int = 10_000
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import uvicorn
+from reconcile_core.errors import UsageError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["LoopbackEndpoints", "LoopbackServer"]
 
@@ -47,6 +50,12 @@ class LoopbackServer:
     def start(self) -> LoopbackEndpoints:
         if self._thread is not None:
             raise RuntimeError("this loopback server is already started")
+        try:
+            import uvicorn  # optional: only the loopback mode needs it
+        except ImportError as exc:
+            raise UsageError(
+                "the loopback simulator needs uvicorn: pip install 'reconcile-trading[simulator]'"
+            ) from exc
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, 0))
