@@ -394,8 +394,8 @@ class FakeVenue:
         bust = FillBust(venue=self.name, account=name, fill_id=fill_id, time=now, source=Source.REST)
         book.busts.append(bust)
         book.busted.add(fill_id)
-        self._move_position(name, fill, sign=-1, last_fill_id=None)
         self.publish(name, attrs.evolve(bust, source=Source.WS))
+        self._move_position(name, fill, sign=-1, last_fill_id=None)
         return bust
 
     def step(self, account: str | None = None) -> str:

@@ -1,0 +1,114 @@
+"""The runtime on the durable SQLite ledger: restarts, redelivery, and accounts sharing one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from reconcile_core import FillRecorded
+from reconcile_core.runtime import Session
+from reconcile_core.sqlite import SqliteLedger
+from reconcile_core.testing import FakeVenue, FaultySource
+
+from ._support import (
+    Collector,
+    assert_delivered_exactly_once,
+    assert_ledger_matches,
+    assert_orders_match,
+    assert_positions_match,
+    fast,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class TestRestart:
+    """Acknowledged fills are never delivered again; unacknowledged ones are, marked, after a restart."""
+
+    async def test_a_crashed_consumer_gets_exactly_the_unacknowledged_fills_again(self, tmp_path: Path) -> None:
+        path = tmp_path / "ledger.db"
+        venue = FakeVenue(seed=1)
+        for _ in range(80):
+            venue.step()
+        source = FaultySource(venue)
+        handled: list[FillRecorded] = []
+
+        async def first_process() -> None:
+            with SqliteLedger(path) as ledger:
+                async with Session(source, ledger, config=fast(ack_batch=1)) as session:
+                    await session.wait_synced()
+                    async for event in session.events():
+                        if isinstance(event, FillRecorded):
+                            if len(handled) == 3:
+                                raise RuntimeError("the consumer crashed")
+                            handled.append(event)
+
+        with pytest.raises(RuntimeError):
+            await first_process()
+        first_watermark = venue.now
+
+        for _ in range(40):
+            venue.step()
+        redelivered: list[FillRecorded] = []
+        with SqliteLedger(path) as ledger:
+            assert ledger.watermark(venue=venue.name, account="main") == first_watermark
+            async with Session(source, ledger, config=fast()) as session, anyio.create_task_group() as tg:
+                collector = Collector(session)
+                await tg.start(collector.run)
+                await collector.wait_summary("connect")
+                redelivered = [e for e in collector.of(FillRecorded) if e.redelivery]
+                fresh = [e for e in collector.of(FillRecorded) if not e.redelivery]
+                # The three handled fills are never seen again; the rest come back first, in order.
+                handled_keys = {e.fill.key for e in handled}
+                assert not handled_keys & {e.fill.key for e in collector.of(FillRecorded)}
+                assert collector.events[: len(redelivered)] == redelivered
+                assert [e.offset for e in redelivered] == sorted(e.offset for e in redelivered)
+                # Across both processes: each unbusted fill exactly once.
+                every = handled + redelivered + fresh
+                counts = {key: sum(1 for e in every if e.fill.key == key) for key in {e.fill.key for e in every}}
+                busted = {b.fill_id for b in venue.busts()}
+                for fill in venue.fills():
+                    if fill.key.fill_id not in busted:
+                        assert counts.get(fill.key) == 1, fill.key
+                assert_orders_match(session, venue)
+                assert_ledger_matches(ledger, venue)
+                tg.cancel_scope.cancel()
+            assert ledger.undelivered(venue=venue.name, account="main") == []
+        assert redelivered
+
+
+class TestManySessions:
+    """Several accounts in one process share one SqliteLedger."""
+
+    async def test_two_accounts_on_one_ledger_file(self, tmp_path: Path) -> None:
+        venue = FakeVenue(seed=2, accounts=("alice", "bob"))
+        for _ in range(60):
+            venue.step()
+        sources = {name: FaultySource(venue, name, seed=index) for index, name in enumerate(venue.accounts)}
+        with SqliteLedger(tmp_path / "shared.db") as ledger:
+            async with (
+                Session(sources["alice"], ledger, config=fast()) as alice,
+                Session(sources["bob"], ledger, config=fast()) as bob,
+                anyio.create_task_group() as tg,
+            ):
+                collectors = {"alice": Collector(alice), "bob": Collector(bob)}
+                for collector in collectors.values():
+                    await tg.start(collector.run)
+                await alice.wait_synced()
+                await bob.wait_synced()
+                for _ in range(60):
+                    venue.step()
+                sources["bob"].disconnect()
+                summaries = {"alice": await alice.reconcile_now(), "bob": await bob.reconcile_now()}
+                for name, session in (("alice", alice), ("bob", bob)):
+                    await collectors[name].wait_for(lambda events, s=summaries[name]: s in events)
+                    assert_orders_match(session, venue, name)
+                    assert_positions_match(session, venue, name)
+                    assert_ledger_matches(ledger, venue, name)
+                    assert_delivered_exactly_once(collectors[name], venue, name)
+                    assert ledger.watermark(venue=venue.name, account=name) is not None
+                tg.cancel_scope.cancel()
+            for name in venue.accounts:
+                assert ledger.count(venue=venue.name, account=name) == len(venue.fills(name))
