@@ -96,13 +96,13 @@ async def test_heavy_profile_injects_faults_of_many_kinds() -> None:
     statuses: Counter[int] = Counter()
     async with sim, httpx.AsyncClient(transport=sim.http_transport(), base_url=sim.rest_url) as http:
         received = 0
-        while received < 400:
+        while received < 250:
             try:
                 client = await authed_ws(sim, sim.ws_connector, sim.ws_url, account, ALL_CHANNELS)
             except (RpcError, WsClosedError):  # a spurious 40111 or an early drop: connect again
                 continue
             try:
-                while received < 400:
+                while received < 250:
                     await sim.run(steps=20)
                     before = len(client.notifications)
                     await client.notifications_until(before + 1)

@@ -301,3 +301,18 @@ async def test_rate_limits_and_server_errors_are_injected() -> None:
         assert (await get(http, "/fills", token))[0] == 200
     counts = sim.fault_counts()
     assert (counts.rest_429, counts.rest_500) == (1, 1)
+
+
+def test_loopback_server_for_synchronous_callers() -> None:
+    sim = ParadexSimulator(seed=12, accounts=1)
+    sim.run_until(fills=20)
+    token = sim.issue_token(sim.accounts[0])
+    with sim.serve_loopback_sync() as (rest_url, ws_url), httpx.Client(base_url=rest_url) as http:
+        assert rest_url.startswith("http://127.0.0.1:")
+        assert ws_url == rest_url.replace("http://", "ws://")
+        response = http.get("/positions", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        assert {p["market"] for p in response.json()["results"]} == set(sim.truth(sim.accounts[0]).positions)
+    # Stopped: the port no longer answers.
+    with pytest.raises(httpx.ConnectError), httpx.Client(base_url=rest_url) as http:
+        http.get("/system/time")
