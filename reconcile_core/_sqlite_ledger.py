@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 
@@ -20,6 +20,9 @@ from ._sqlite_errors import translate
 from ._sqlite_lock import FileLock
 from ._types import Fill, FillBust, FillKey, FillKind, Liquidity, Side, Source
 from .errors import LedgerCorruptError, LedgerSchemaError, LedgerWriteError, UsageError
+
+if TYPE_CHECKING:
+    from .typing import FillLedger
 
 __all__ = ["LedgerStats", "SqliteLedger"]
 
@@ -799,3 +802,9 @@ class _Call:
                 ledger._abort(f"{type(exc).__name__} while trying to {self.describe()}")
         finally:
             ledger._mutex.release()
+
+
+if TYPE_CHECKING:  # mypy proves that SqliteLedger satisfies the protocol
+
+    def _is_a_fill_ledger(ledger: SqliteLedger) -> FillLedger:
+        return ledger

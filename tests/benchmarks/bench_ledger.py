@@ -42,6 +42,7 @@ from reconcile_core._sqlite_codec import FILL_COLUMNS, encode_fill
 from reconcile_core.sqlite import SqliteLedger
 
 VENUE = "paradex"
+ROUNDS = 3
 ACCOUNTS = tuple(f"0x{n:064x}" for n in (0x49DDD7A564C978F6E4089FF8355B56A42B7E2D48BA282CB5AAD60F04BEA0EC3, 7, 11))
 INSTRUMENTS = ("BTC-USD-PERP", "ETH-USD-PERP", "SOL-USD-PERP")
 
@@ -179,21 +180,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=options.dir) as scratch:
         root = Path(scratch)
 
-        # 1. Throughput.
+        # 1. Throughput: baseline and ledger alternate, ROUNDS times, on fresh files; medians.
         rows = baseline_rows(throughput_count)
         batch = list(fills(0, throughput_count))
-        base_batched = baseline_batched(root / "base-batched.sqlite", rows, 1000)
-        led_batched = ledger_rate(root / "batched.sqlite", batch, commit_every=1000, synchronous="full")
-        base_single = baseline_single(root / "base-single.sqlite", rows[:single_count], "FULL")
-        led_single = ledger_rate(root / "single.sqlite", batch[:single_count], commit_every=1, synchronous="full")
-        base_single_n = baseline_single(root / "base-single-n.sqlite", rows[:single_count], "NORMAL")
-        led_single_n = ledger_rate(root / "single-n.sqlite", batch[:single_count], commit_every=1, synchronous="normal")
-        del rows, batch
-        figures["throughput"] = {
-            "batched_1000_full": {"baseline": base_batched, "ledger": led_batched},
-            "single_full": {"baseline": base_single, "ledger": led_single},
-            "single_normal": {"baseline": base_single_n, "ledger": led_single_n},
+        single_rows, single_batch = rows[:single_count], batch[:single_count]
+        runs: dict[str, dict[str, list[float]]] = {
+            name: {"baseline": [], "ledger": []} for name in ("batched_1000_full", "single_full", "single_normal")
         }
+        for round_ in range(ROUNDS):
+            scratch_round = root / f"round-{round_}"
+            scratch_round.mkdir()
+            runs["batched_1000_full"]["baseline"].append(baseline_batched(scratch_round / "bb.sqlite", rows, 1000))
+            runs["batched_1000_full"]["ledger"].append(
+                ledger_rate(scratch_round / "lb.sqlite", batch, commit_every=1000, synchronous="full")
+            )
+            runs["single_full"]["baseline"].append(baseline_single(scratch_round / "bs.sqlite", single_rows, "FULL"))
+            runs["single_full"]["ledger"].append(
+                ledger_rate(scratch_round / "ls.sqlite", single_batch, commit_every=1, synchronous="full")
+            )
+            runs["single_normal"]["baseline"].append(
+                baseline_single(scratch_round / "bn.sqlite", single_rows, "NORMAL")
+            )
+            runs["single_normal"]["ledger"].append(
+                ledger_rate(scratch_round / "ln.sqlite", single_batch, commit_every=1, synchronous="normal")
+            )
+        del rows, batch, single_rows, single_batch
+        figures["throughput"] = {
+            name: {side: statistics.median(rates) for side, rates in pair.items()} for name, pair in runs.items()
+        }
+        figures["throughput_rounds"] = runs
 
         # 2 and 3. Grow one ledger to each size; open time at each; RSS over the whole run.
         gc.collect()
@@ -239,19 +254,24 @@ def main() -> None:
 def report(figures: dict[str, object]) -> None:
     out = sys.stdout.write
     out(f"\nSqliteLedger benchmark — Python {figures['python']}, SQLite {figures['sqlite']}, {figures['machine']}\n\n")
-    out("| record throughput | baseline (raw sqlite3), fills/s | SqliteLedger, fills/s | ledger / baseline |\n")
-    out("|---|---:|---:|---:|\n")
+    out(f"Record throughput: medians of {ROUNDS} alternating rounds; the last column is the per-round range.\n\n")
+    out("| record throughput | baseline (raw sqlite3), fills/s | SqliteLedger, fills/s | ledger / baseline | range |\n")
+    out("|---|---:|---:|---:|---:|\n")
     labels = {
         "batched_1000_full": "batched: commit every 1000 (synchronous=full)",
         "single_full": "single: commit every fill (synchronous=full)",
         "single_normal": "single: commit every fill (synchronous=normal)",
     }
     throughput = figures["throughput"]
+    rounds = figures["throughput_rounds"]
     assert isinstance(throughput, dict)
+    assert isinstance(rounds, dict)
     for name, label in labels.items():
         pair = throughput[name]
         ratio = pair["ledger"] / pair["baseline"]
-        out(f"| {label} | {pair['baseline']:,.0f} | {pair['ledger']:,.0f} | {ratio:.2f} |\n")
+        each = [led / base for led, base in zip(rounds[name]["ledger"], rounds[name]["baseline"], strict=True)]
+        spread = f"{min(each):.2f} to {max(each):.2f}"
+        out(f"| {label} | {pair['baseline']:,.0f} | {pair['ledger']:,.0f} | {ratio:.2f} | {spread} |\n")
     out("\n| recorded fills | open + ready, median ms | max ms |\n|---:|---:|---:|\n")
     opens = figures["open_ready_ms"]
     assert isinstance(opens, dict)
