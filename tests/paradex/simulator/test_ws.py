@@ -215,3 +215,23 @@ async def test_in_process_stream_behaves_like_a_socket() -> None:
     await stream.aclose()
     with pytest.raises(anyio.ClosedResourceError):
         await stream.send(b"x")
+
+
+async def test_errors_in_the_body_leave_the_simulator_unwrapped() -> None:
+    sim = ParadexSimulator(seed=29, accounts=1)
+    clients: list[MiniWsClient] = []
+
+    async def fail_inside() -> None:
+        async with sim:
+            clients.append(await authed_ws(sim, sim.ws_connector, sim.ws_url, sim.accounts[0], ["orders.ALL"]))
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await fail_inside()
+    (client,) = clients
+    assert await client.read_until_closed() is None
+    await client.aclose()
+    # The simulator can be entered again afterwards.
+    async with sim:
+        client = await authed_ws(sim, sim.ws_connector, sim.ws_url, sim.accounts[0], ["fills.ALL"])
+        await client.aclose()
