@@ -71,8 +71,8 @@ class ParadexSimulator:
             ...
 
     The truth is guarded by a threading lock: the activity generator may run
-    on the caller's loop while the loopback server reads from its thread.
-    Don't call the simulator from several threads of your own at once.
+    on the caller's loop (or a worker thread) while the loopback server reads
+    from its own thread.
     """
 
     #: Base URLs of the in-process mode (any host works: nothing is resolved).
