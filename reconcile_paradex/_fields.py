@@ -35,8 +35,9 @@ MAX_INT: Final = 2**63 - 1
 #: builds a huge int or trips its own digit limit).
 MAX_JSON_INT_DIGITS: Final = 40
 
-_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INT_RE = re.compile(r"[+-]?\d+")
+# ASCII digits only: Python's int() and Decimal() also accept other scripts' digits.
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 
 
 def is_nonempty_str(value: object) -> bool:

@@ -196,6 +196,8 @@ def parse_order(payload: object, *, source: Source) -> Parsed[Order]:
     fields.identify(f"order {order_id}")
     order_type = fields.enum("type", _ORDER_TYPES, OrderType.UNKNOWN)
     quantity = fields.decimal("size")
+    if quantity < 0:
+        raise ParseError(f"{fields.what}: size {quantity} is negative", field="size")
     remaining = fields.decimal("remaining_size")
     if remaining < 0 or remaining > quantity:
         raise ParseError(

@@ -15,8 +15,8 @@ import hmac
 import itertools
 import json
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -549,6 +549,23 @@ class FakeClock:
         await anyio.lowlevel.checkpoint()
 
 
+@contextmanager
+def offline_connection() -> Iterator[Any]:
+    """A JsonRpcConnection over an unused in-memory pipe, to drive its message router directly."""
+    from reconcile_paradex._ws import JsonRpcConnection, WebSocketSettings
+
+    ends = memory_pipe()
+    connection = JsonRpcConnection(ends[0], WebSocketSettings())
+    try:
+        yield connection
+    finally:
+        connection._notify_send.close()
+        connection._notify_receive.close()
+        for end in ends:
+            end._send.close()
+            end._receive.close()
+
+
 def token_minter(fake: FakeParadex, prefix: str = "tok") -> Callable[[], str]:
     """A token function whose every call mints a new token the fake accepts."""
     counter = itertools.count(1)
@@ -600,6 +617,7 @@ __all__ = [
     "bust_payload",
     "fill_payload",
     "memory_pipe",
+    "offline_connection",
     "order_payload",
     "paradex_source",
     "position_payload",
