@@ -67,9 +67,9 @@ class FileLock:
             )
             raise LedgerLockedError(msg, path=self.ledger_path)
         self._fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # fixed width, so no digits of an earlier holder's pid survive (and no slow truncate)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid():<20}\n".encode())
         except OSError:
             pass  # the pid is a courtesy for error messages; the lock is what counts
 
@@ -79,10 +79,15 @@ class FileLock:
         if fd is not None:
             os.close(fd)
 
+    def __del__(self) -> None:
+        # A ledger dropped without close() must not keep its file locked until the process exits.
+        self.release()
+
 
 def _read_holder(fd: int) -> str:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except (OSError, AttributeError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
+    except OSError:
         return ""
     return f" (pid {text})" if text.isdigit() else ""

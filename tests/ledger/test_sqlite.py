@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -515,3 +516,16 @@ def test_the_account_cache_is_bounded_and_never_trusted_blindly(path: Path) -> N
         ledger._accounts.clear()
         assert ledger.count(account="account-7") == 1
         assert ledger.record(make_fill("1", account="account-7")).outcome is RecordOutcome.DUPLICATE
+
+
+def test_a_dropped_ledger_releases_its_lock(path: Path) -> None:
+    ledger = open_ledger(path)
+    ledger.record(make_fill("1"))
+    ledger.commit()
+    conn = ledger._conn
+    assert conn is not None
+    conn.close()  # what garbage collection would do to the connection
+    del ledger, conn
+    gc.collect()
+    with open_ledger(path) as again:
+        assert again.count() == 1
