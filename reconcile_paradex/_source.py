@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Final, Self
 
+import attrs
 import httpx
 
 from reconcile_core import (
@@ -84,7 +85,13 @@ class _HintStream:
             item = await self._connection.next_incoming()
             if isinstance(item, Discrepancy):
                 return item
-            self._ready.extend(self._source._hints(item))
+            for hint in self._source._hints(item):
+                if isinstance(hint, Discrepancy):
+                    redact = self._connection.redact
+                    hint = attrs.evolve(  # noqa: PLW2901 - the redacted copy replaces it
+                        hint, detail=redact(hint.detail), seen=None if hint.seen is None else redact(hint.seen)
+                    )
+                self._ready.append(hint)
         return self._ready.popleft()
 
 

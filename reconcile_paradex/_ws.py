@@ -156,18 +156,9 @@ class _Call:
     failure: BaseException | None = None
 
 
-def _excerpt(text: str) -> str:
-    return redact(text[: _EXCERPT_CHARS * 2])[:_EXCERPT_CHARS]
-
-
-def _malformed(detail: str, text: str) -> Discrepancy:
-    return Discrepancy(
-        kind=DiscrepancyKind.MALFORMED_MESSAGE,
-        subject="WebSocket message",
-        detail=detail,
-        seen=_excerpt(text),
-        severity=Severity.ERROR,
-    )
+def _excerpt(text: str, secrets: Sequence[str] = ()) -> str:
+    # Redact well past the cut, so a secret straddling it cannot leave a prefix behind.
+    return redact(text[: _EXCERPT_CHARS * 10], *secrets)[:_EXCERPT_CHARS]
 
 
 class JsonRpcConnection:
@@ -197,6 +188,7 @@ class JsonRpcConnection:
         self._notify_receive: MemoryObjectReceiveStream[Incoming]
         self._notify_send, self._notify_receive = anyio.create_memory_object_stream[Incoming](settings.buffer_size)
         self._message: list[str | bytes] = []
+        self._secrets: list[str] = []
         self._message_size = 0
         self._closed = False
 
@@ -208,6 +200,24 @@ class JsonRpcConnection:
     @property
     def subscribed(self) -> frozenset[str]:
         return frozenset(self._subscribed)
+
+    def remember_secret(self, secret: str) -> None:
+        """A value (the bearer token) to scrub from every excerpt this connection produces."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def redact(self, text: str) -> str:
+        """``text`` without this connection's secrets, JWTs or bearer values."""
+        return redact(text, *self._secrets)
+
+    def _malformed(self, detail: str, text: str) -> Discrepancy:
+        return Discrepancy(
+            kind=DiscrepancyKind.MALFORMED_MESSAGE,
+            subject="WebSocket message",
+            detail=self.redact(detail),
+            seen=_excerpt(text, self._secrets),
+            severity=Severity.ERROR,
+        )
 
     # -- bytes in and out ------------------------------------------------------
 
@@ -361,7 +371,7 @@ class JsonRpcConnection:
         parts, self._message, self._message_size = self._message, [], 0
         if isinstance(part, bytes):
             raw = b"".join(p for p in parts if isinstance(p, bytes))
-            self._emit(_malformed("unexpected binary WebSocket message", raw[:_EXCERPT_CHARS].hex()))
+            self._emit(self._malformed("unexpected binary WebSocket message", raw[:_EXCERPT_CHARS].hex()))
             return
         self._handle_text("".join(p for p in parts if isinstance(p, str)))
 
@@ -369,10 +379,10 @@ class JsonRpcConnection:
         try:
             message = decode_json(text)
         except ParseError as exc:
-            self._emit(_malformed(str(exc), text))
+            self._emit(self._malformed(str(exc), text))
             return
         if not isinstance(message, dict):
-            self._emit(_malformed("a JSON-RPC message must be an object", text))
+            self._emit(self._malformed("a JSON-RPC message must be an object", text))
             return
         if "result" in message or "error" in message:
             self._handle_response(message, text)
@@ -381,9 +391,9 @@ class JsonRpcConnection:
             params = message.get("params")
             channel = params.get("channel") if isinstance(params, dict) else None
             if not isinstance(channel, str) or not isinstance(params, dict) or "data" not in params:
-                self._emit(_malformed("a subscription message needs params.channel and params.data", text))
+                self._emit(self._malformed("a subscription message needs params.channel and params.data", text))
                 return
-            self._emit(Notification(channel=channel, data=params["data"], raw=_excerpt(text)))
+            self._emit(Notification(channel=channel, data=params["data"], raw=_excerpt(text, self._secrets)))
             return
         logger.debug("ignoring WebSocket message with method %r", str(message.get("method"))[:50])
 
@@ -403,7 +413,7 @@ class JsonRpcConnection:
                 "the next connection re-authenticates with a fresh token"
             )
         if code is not None:
-            self._emit(_malformed(f"unsolicited JSON-RPC error {code}", text))
+            self._emit(self._malformed(f"unsolicited JSON-RPC error {code}", text))
         else:
             logger.debug("ignoring a JSON-RPC answer to an unknown request id")
 
@@ -567,6 +577,7 @@ class ParadexWebSocket:
 
     async def _login(self, connection: JsonRpcConnection, *, force_refresh: bool) -> None:
         token = await self._token.token(force_refresh=force_refresh)
+        connection.remember_secret(token)
         try:
             result = await connection.call("auth", {"bearer": token})
             if not isinstance(result, dict):
