@@ -117,6 +117,8 @@ class MemoryLedger:
     def undelivered(self, *, venue: str, account: str, after: int = 0, limit: int = 1000) -> Sequence[Delivery]:
         """Unacknowledged outbox entries of one account, by offset, after ``after``."""
         out: list[Delivery] = []
+        if limit < 1:
+            return out
         for offset in sorted(self._outbox):
             scope, delivery = self._outbox[offset]
             if offset > after and scope == (venue, account):
