@@ -37,6 +37,8 @@ from .fake_venue import (
 
 pytestmark = pytest.mark.anyio
 
+READ_ONLY = "read-only-token-value"
+
 
 async def test_paradex_source_is_a_state_source() -> None:
     async with paradex_source(FakeParadex(), settlement_lag_ms=5000) as source:
@@ -98,12 +100,12 @@ def test_the_plugin_object() -> None:
     assert isinstance(venue, VenuePlugin)
     assert venue.name == "paradex"
     assert venue.description
-    source = venue.create_source(account=ACCOUNT, token="read-only-token-value", env="prod")
+    source = venue.create_source(account=ACCOUNT, token=READ_ONLY, env="prod")
     assert isinstance(source, ParadexSource)
     assert isinstance(source._rest._token, ReadOnlyToken)
-    with pytest.raises(UsageError, match="unknown option.*colour"):
+    with pytest.raises(UsageError, match=r"unknown option.*colour"):
         venue.create_source(account=ACCOUNT, token="x" * 20, colour="blue")
-    with pytest.raises(UsageError, match="needs option.*token"):
+    with pytest.raises(UsageError, match=r"needs option.*token"):
         venue.create_source(account=ACCOUNT)
 
 
@@ -124,8 +126,8 @@ async def loopback_venue(fake: FakeParadex) -> AsyncIterator[tuple[str, str]]:
 
         tg.start_soon(http_listener.serve, http)
         tg.start_soon(ws_listener.serve, fake.serve_ws)
-        http_port = http_listener.extra(anyio.abc.SocketAttribute.local_port)
-        ws_port = ws_listener.extra(anyio.abc.SocketAttribute.local_port)
+        http_port = http_listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - not Django
+        ws_port = ws_listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - not Django
         try:
             yield f"http://127.0.0.1:{http_port}/v1", f"ws://127.0.0.1:{ws_port}/v1"
         finally:
