@@ -67,6 +67,8 @@ class EventChannel:
     size: int
     auto_ack: bool
     ack_batch: int
+    #: Called when the consumer takes an event or acknowledges one.
+    on_change: Callable[[], None] = attrs.field(default=lambda: None)
     _streams: tuple[MemoryObjectSendStream[Event], MemoryObjectReceiveStream[Event]] | None = attrs.field(
         init=False, default=None
     )
@@ -167,6 +169,7 @@ class EventChannel:
         self._pending.append(offset)
         if self._closed or len(self._pending) >= self.ack_batch:
             self.flush()
+        self.on_change()
 
     def flush(self) -> None:
         """Write pending acknowledgements to the ledger and commit."""
@@ -223,6 +226,7 @@ class EventIterator:
                 channel.flush()
             raise StopAsyncIteration from None
         self._in_flight = channel._took(event)
+        channel.on_change()
         return event
 
 
@@ -274,6 +278,7 @@ class MergeGate:
         async with self._get_lock():
             events: list[Event] = []
             needs: list[Need] = []
+            wrote = False
             for item in items:
                 if isinstance(item, Discrepancy):
                     events.append(item)
@@ -281,6 +286,7 @@ class MergeGate:
                 if not isinstance(item, _OBSERVATIONS):
                     events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
                     continue
+                wrote = wrote or isinstance(item, Fill | FillBust)
                 try:
                     step = self.reconciler.merge(item)
                 except UsageError as exc:
@@ -289,7 +295,7 @@ class MergeGate:
                     continue
                 events.extend(step.events)
                 needs.extend(step.needs)
-            await self._deliver(events, tally)
+            await self._deliver(events, tally, wrote=wrote)
             return tuple(needs)
 
     async def step(self, action: Callable[[], MergeStep], tally: Tally | None = None) -> MergeStep:
@@ -304,12 +310,15 @@ class MergeGate:
         async with self._get_lock():
             await self._deliver(list(events), tally)
 
-    async def _deliver(self, events: list[Event], tally: Tally | None) -> None:
-        if not events:
-            return
-        if any(isinstance(e, FillRecorded | FillBusted) for e in events):
+    async def _deliver(self, events: list[Event], tally: Tally | None, *, wrote: bool = False) -> None:
+        if wrote or any(isinstance(e, FillRecorded | FillBusted) for e in events):
             # Durability rule: nothing of this batch reaches the consumer before the commit.
+            # (A batch of fills that delivers nothing, duplicates say, is committed too,
+            # so no ledger transaction stays open.)
             self.ledger.commit()
+        if not events:
+            self.on_change()  # counters (duplicates, stale observations) may have moved
+            return
         for event in events:
             if isinstance(event, Discrepancy):
                 self.discrepancies[event.kind] += 1

@@ -35,6 +35,7 @@ from reconcile_core.typing import FillLedger, StateSource
 
 from ._config import SessionConfig
 from ._delivery import MergeGate, Tally
+from ._health import Metrics
 
 __all__ = ["Reconciliation", "SourceFailedError", "describe"]
 
@@ -71,6 +72,7 @@ class Reconciliation:
     reconciler: AccountReconciler
     gate: MergeGate
     config: SessionConfig
+    metrics: Metrics
     #: The last venue time read, and the local monotonic time it was read at.
     _clock: tuple[int, float] | None = attrs.field(init=False, default=None)
 
@@ -212,14 +214,16 @@ class Reconciliation:
 
     async def report(self, failed: SourceFailedError, tally: Tally, *, during: str) -> None:
         """Log a source failure and deliver it as a ``SOURCE_ERROR`` discrepancy."""
+        self.metrics.last_error = describe(failed.error)
         logger.warning(
-            "%s:%s: %s failed during %s; retrying with backoff",
+            "%s:%s: %s failed during %s (%s); retrying with backoff",
             self.source.venue,
             self.source.account,
             failed.what,
             during,
-            exc_info=failed.error,
+            describe(failed.error),
         )
+        logger.debug("the failure of %s", failed.what, exc_info=failed.error)
         severity = Severity.ERROR if isinstance(failed.error, errors.AuthenticationError) else Severity.WARNING
         await self.gate.emit(
             [

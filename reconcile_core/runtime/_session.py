@@ -124,7 +124,11 @@ class Session:
         )
         self._metrics = Metrics()
         self._channel = EventChannel(
-            ledger=ledger, size=config.event_buffer, auto_ack=config.auto_ack, ack_batch=config.ack_batch
+            ledger=ledger,
+            size=config.event_buffer,
+            auto_ack=config.auto_ack,
+            ack_batch=config.ack_batch,
+            on_change=self._notify,
         )
         self._gate = MergeGate(
             reconciler=self._reconciler,
@@ -134,7 +138,12 @@ class Session:
             discrepancies=self._metrics.discrepancies,
         )
         self._passes = Reconciliation(
-            source=source, ledger=ledger, reconciler=self._reconciler, gate=self._gate, config=config
+            source=source,
+            ledger=ledger,
+            reconciler=self._reconciler,
+            gate=self._gate,
+            config=config,
+            metrics=self._metrics,
         )
         self._reconnect_backoff = Backoff(
             initial=config.reconnect_initial, maximum=config.reconnect_max, jitter=config.backoff_jitter
@@ -232,7 +241,10 @@ class Session:
 
         Iteration ends when the session stops. See the class docstring for
         when fills are acknowledged. Meant for one consumer task; with several,
-        set ``auto_ack=False`` and :meth:`acknowledge` explicitly.
+        set ``auto_ack=False`` and :meth:`acknowledge` explicitly. Raises
+        :class:`~reconcile_core.errors.UsageError` once the session is closed;
+        iterating raises :class:`~reconcile_core.errors.LedgerError` if
+        acknowledgements cannot be written.
         """
         iterator: EventIterator = self._channel.iterate()
         return iterator
@@ -324,7 +336,8 @@ class Session:
         """Stop the session and wait until every task it started has ended. Idempotent.
 
         Acknowledges what the consumer took (see the class docstring) and
-        commits the ledger. Does not close the source or the ledger.
+        writes pending acknowledgements to the ledger. Does not close the
+        source or the ledger.
         """
         self._begin_close(normal=True)
         if self._run_started and self._stopped is not None:
@@ -341,10 +354,17 @@ class Session:
         self._notify()
 
     def _finish_close(self) -> None:
-        self._channel.close(acknowledge_taken=self._close_normally)
         self._state = ConnectionState.CLOSED
         self._finished = True
         self._notify()
+        try:
+            self._channel.close(acknowledge_taken=self._close_normally)
+        except errors.LedgerError:
+            if not isinstance(self._failure, errors.LedgerError):
+                raise
+            # The ledger already failed (that error is on its way to the caller):
+            # these acknowledgements are lost, so those fills are delivered again later.
+            logger.warning("%s:%s: acknowledgements not written: the ledger failed", self._venue, self._account)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run the session until :meth:`close` (or cancellation); for ``tg.start(session.run)``.
@@ -374,10 +394,13 @@ class Session:
                     # cancellation) cancels this wait first: lift the send shield.
                     self._channel.abort()
         except BaseExceptionGroup as group:
-            self._failure = group
-            _reraise(_unwrap(group, None))
+            error = _unwrap(group, None)
+            if not isinstance(error, anyio.get_cancelled_exc_class()):
+                self._failure = error
+            _reraise(error)
         except BaseException as exc:
-            self._failure = exc
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._failure = exc
             raise
         finally:
             self._state = ConnectionState.CLOSED
@@ -614,7 +637,6 @@ class Session:
                 self._set_state(ConnectionState.LIVE)
         else:
             metrics.passes_failed += 1
-            metrics.last_error = f"{reason} pass failed"
         await self._gate.emit([summary])
         self._summaries[sequence] = summary
         while len(self._summaries) > _KEPT_SUMMARIES:

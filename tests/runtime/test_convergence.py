@@ -94,7 +94,7 @@ class _Consumer:
 
     async def wait_for(self, event: Event) -> None:
         with anyio.fail_after(10):
-            while not any(e is event for e in self.seen[-64:]):
+            while not any(e is event for e in self.seen):
                 await self._changed.wait()
 
 

@@ -85,7 +85,7 @@ class TestConnect:
             await tg.start(collector.run)
             await collector.wait_summary("connect")
             # Seen on the stream and by REST: once.
-            await collector.wait_for(lambda _: session.health().duplicates_suppressed >= 1)
+            await session.wait_health(lambda h: h.duplicates_suppressed >= 1)
             assert happened
             assert [e.fill.key.fill_id for e in collector.of(FillRecorded)] == happened
             assert_delivered_exactly_once(collector, venue)
@@ -125,7 +125,7 @@ class TestDedup:
             fill = venue.fill(order.order_id, Decimal(1))
             source.inject(fill)  # a second copy from the stream
             source.inject(attrs.evolve(fill, source=Source.REST))  # and a third, as REST would have it
-            await collector.wait_for(lambda _: session.health().duplicates_suppressed >= 2)
+            await session.wait_health(lambda h: h.duplicates_suppressed >= 2)
             await session.reconcile_now()  # and REST lists it again
             assert collector.fill_counts()[fill.key] == 1
             assert session.health().fills_from_stream == 1
@@ -283,6 +283,7 @@ class TestContainment:
                 assert [e.subject for e in errors] == ["source open_orders", "source fills"]
                 health = session.health()
                 assert health.passes_failed == 2
+                assert health.last_error == "TransportError: connection reset"
                 assert health.discrepancies[DiscrepancyKind.SOURCE_ERROR] == 2
                 assert health.state is ConnectionState.LIVE
                 assert "periodic" in health.tasks

@@ -103,7 +103,7 @@ class TestManySessions:
                 sources["bob"].disconnect()
                 summaries = {"alice": await alice.reconcile_now(), "bob": await bob.reconcile_now()}
                 for name, session in (("alice", alice), ("bob", bob)):
-                    await collectors[name].wait_for(lambda events, s=summaries[name]: s in events)
+                    await collectors[name].wait_for(lambda events, s=summaries[name]: any(e is s for e in events))
                     assert_orders_match(session, venue, name)
                     assert_positions_match(session, venue, name)
                     assert_ledger_matches(ledger, venue, name)
