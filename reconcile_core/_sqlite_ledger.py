@@ -135,6 +135,7 @@ class SqliteLedger:
         *,
         synchronous: Literal["full", "normal"] = "full",
         timeout: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("full", "normal"):
             msg = f"synchronous must be 'full' or 'normal', got {synchronous!r}"
@@ -147,6 +148,10 @@ class SqliteLedger:
         self._next_offset = 1
         self._dirty = False
         self._lost: str | None = None
+        self._read_only = read_only
+        if read_only:
+            self._conn = self._open_read_only(timeout=timeout)
+            return
         self._file_lock.acquire()
         try:
             self._conn = self._open(synchronous=synchronous, timeout=timeout)
@@ -172,6 +177,32 @@ class SqliteLedger:
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _open_read_only(self, *, timeout: float) -> sqlite3.Connection:
+        """A reader beside the writer (WAL allows it): no lock, no migration, no writes."""
+        if not Path(self._path).is_file():
+            msg = f"fill ledger {self._path!r} does not exist"
+            raise LedgerCorruptError(msg, path=self._path)
+        uri = Path(self._path).resolve().as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise translate(exc, path=self._path, action="open the file read-only") from exc
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc, path=self._path, action="read the file header") from exc
+        if application_id != schema.APPLICATION_ID or version != schema.SCHEMA_VERSION:
+            conn.close()
+            msg = (
+                f"fill ledger {self._path!r} cannot be read read-only: schema version {version} "
+                f"(this library writes {schema.SCHEMA_VERSION}); open it once for writing to migrate it"
+            )
+            error_type = LedgerSchemaError if version > schema.SCHEMA_VERSION else LedgerCorruptError
+            raise error_type(msg, path=self._path)
         return conn
 
     def _prepare(self, conn: sqlite3.Connection, synchronous: str) -> None:
@@ -244,6 +275,11 @@ class SqliteLedger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this object was opened with ``read_only=True`` (no lock, no writes)."""
+        return self._read_only
 
     def _connection(self) -> sqlite3.Connection:
         conn = self._conn
@@ -771,6 +807,9 @@ class _Call:
 
     def __enter__(self) -> sqlite3.Connection:
         ledger = self._ledger
+        if self._write and ledger.read_only:
+            msg = f"fill ledger {ledger.path!r} was opened read-only; {self.describe()} needs a writer"
+            raise UsageError(msg)
         ledger._mutex.acquire()
         try:
             conn = ledger._connection()

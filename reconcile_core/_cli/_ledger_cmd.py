@@ -71,7 +71,7 @@ def _open(args: argparse.Namespace) -> SqliteLedger:
     if not path.exists():
         msg = f"no ledger at {path}; pass --ledger PATH (reconcile run creates one)"
         raise UsageError(msg)
-    return SqliteLedger(path)
+    return SqliteLedger(path, read_only=True)
 
 
 def _stats(args: argparse.Namespace) -> int:
