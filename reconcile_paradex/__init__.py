@@ -3,7 +3,9 @@
 * :class:`ParadexSource` — one account as a ``reconcile_core.typing.StateSource``:
   REST (httpx) is the truth, the WebSocket (wsproto over anyio) gives hints.
 * Credentials: :class:`ReadOnlyToken` (a long-lived read-only JWT, no private
-  key) or :class:`CallableTokenProvider` (your function mints JWTs), both
+  key), :class:`CallableTokenProvider` (your function mints JWTs) or
+  :class:`StarknetKeyTokenProvider` (mints JWTs with a Starknet key or subkey;
+  extra ``reconcile-trading[starknet]``, imported only when used), all
   :class:`TokenProvider`; tokens are kept in :class:`Secret`.
 * The parsers (``parse_order``, ``parse_fill``, ...) are pure functions from
   Paradex JSON to core types; they raise only ``ParseError``.
@@ -35,6 +37,7 @@ from ._plugin import ParadexVenue, venue
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket
 from ._rest import MAX_PAGE_SIZE, ParadexRestClient
 from ._source import DEFAULT_SETTLEMENT_LAG_MS, ParadexSource
+from ._starknet import StarknetKeyTokenProvider, auth_message_hash, auth_typed_data
 from ._urls import PROD_REST_URL, PROD_WS_URL, TESTNET_REST_URL, TESTNET_WS_URL
 from ._ws import DEFAULT_CHANNELS, ParadexWebSocket, WebSocketConnector, WebSocketSettings, default_connector
 
@@ -61,11 +64,14 @@ __all__ = [
     "ReadOnlyToken",
     "RetryPolicy",
     "Secret",
+    "StarknetKeyTokenProvider",
     "SystemClock",
     "TokenBucket",
     "TokenProvider",
     "WebSocketConnector",
     "WebSocketSettings",
+    "auth_message_hash",
+    "auth_typed_data",
     "decode_json",
     "default_connector",
     "jwt_expiry",

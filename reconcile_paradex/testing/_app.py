@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._context import Message, Receive, Scope, Send, ServerContext
 from ._rest import handle_http
+from ._starknet_auth import StarknetKeyRegistry, handle_starknet_auth, is_starknet_auth
 from ._ws import handle_websocket
 
 __all__ = ["SimulatorApp"]
@@ -24,8 +25,9 @@ class SimulatorApp:
     the server or the caller's task group.
     """
 
-    def __init__(self, context: ServerContext) -> None:
+    def __init__(self, context: ServerContext, *, starknet: StarknetKeyRegistry | None = None) -> None:
         self._context = context
+        self._starknet = starknet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -37,7 +39,9 @@ class SimulatorApp:
             await send(message)
 
         try:
-            if kind == "http":
+            if kind == "http" and self._starknet is not None and is_starknet_auth(scope):
+                await handle_starknet_auth(self._context, self._starknet, scope, receive, tracked_send)
+            elif kind == "http":
                 await handle_http(self._context, scope, receive, tracked_send)
             elif kind == "websocket":
                 await handle_websocket(self._context, scope, receive, tracked_send)

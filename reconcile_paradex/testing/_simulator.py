@@ -29,6 +29,7 @@ from ._faults import FaultCounts, FaultInjector, FaultSettings
 from ._loopback import LoopbackEndpoints, LoopbackServer
 from ._markets import DEFAULT_MARKETS, MarketSpec
 from ._pagination import CursorCodec
+from ._starknet_auth import EC_ORDER, StarknetKeyRegistry
 from ._truth import AccountTruth
 from ._venue import Venue
 
@@ -125,7 +126,9 @@ class ParadexSimulator:
             cursors=CursorCodec(_derive(seed, "cursor")),
             node_id=_derive(seed, "node").hex()[:16],
         )
-        self._app = SimulatorApp(self._context)
+        self._starknet = StarknetKeyRegistry(addresses, jwt_ttl_ms=JWT_TTL_MS)
+        self._starknet_keys_made = 0
+        self._app = SimulatorApp(self._context, starknet=self._starknet)
         self._activity = ActivityGenerator(
             self._venue, random.Random(f"paradex-sim:{seed}:activity"), activity or ActivityMix()
         )
@@ -275,6 +278,42 @@ class ParadexSimulator:
     def revoke_token(self, token: str) -> None:
         """From now on the token gets 401 on REST and 40111 on WS ``auth``."""
         self._authority.revoke(token)
+
+    # ------------------------------------------------------------------ Starknet key auth (POST /v1/auth)
+
+    @property
+    def jwt_ttl_ms(self) -> int:
+        """Lifetime (virtual ms) of the JWTs ``POST /v1/auth`` mints; Paradex's is 300 000. Settable."""
+        return self._starknet.jwt_ttl_ms
+
+    @jwt_ttl_ms.setter
+    def jwt_ttl_ms(self, value: int) -> None:
+        self._starknet.jwt_ttl_ms = value
+
+    def register_starknet_key(self, account: str, public_key: int | str, *, subkey: bool = False) -> None:
+        """Let ``public_key`` (an int or ``"0x..."``) sign ``POST /v1/auth`` for ``account``.
+
+        One main key per account; any number of subkeys. Verifying signatures
+        needs starknet-py (``pip install 'reconcile-trading[starknet]'``).
+        """
+        self._starknet.register(account, public_key, subkey=subkey)
+
+    def new_starknet_key(self, account: str, *, subkey: bool = False) -> int:
+        """A fresh private key (deterministic for the seed), registered for ``account``; returns it."""
+        with self._venue.lock:
+            self._starknet_keys_made += 1
+            number = self._starknet_keys_made
+        private_key = int.from_bytes(_derive(self._seed, f"starknet-key:{number}"), "big") % (EC_ORDER - 1) + 1
+        self._starknet.register_private_key(account, private_key, subkey=subkey)
+        return private_key
+
+    def revoke_starknet_key(self, public_key: int | str) -> None:
+        """From now on ``POST /v1/auth`` refuses this key (401 ``INVALID_SUBKEY`` for a subkey)."""
+        self._starknet.revoke(public_key)
+
+    def starknet_auth_counts(self) -> dict[str, int]:
+        """Answers of ``POST /v1/auth`` so far: ``"ok"`` (a JWT minted) and each error code."""
+        return self._starknet.counts()
 
     # ------------------------------------------------------------------ serving in-process
 

@@ -1,0 +1,574 @@
+"""Paradex JWTs minted from a Starknet private key or subkey (extra ``reconcile-trading[starknet]``).
+
+:class:`StarknetKeyTokenProvider` is a :class:`~reconcile_paradex.TokenProvider`
+that signs Paradex's auth request itself (API.md §2.2):
+
+1. ``GET {rest_url}/system/config`` once, for ``starknet_chain_id`` (cached);
+2. sign the legacy SNIP-12 "revision 0" typed-data ``Request`` message
+   (StarkNetDomain, Pedersen) for ``POST /v1/auth`` with the key, through
+   starknet-py (``TypedData``, ``message_signature``);
+3. ``POST {rest_url}/auth/{public_key}`` with the headers
+   ``PARADEX-STARKNET-ACCOUNT``, ``PARADEX-STARKNET-SIGNATURE``,
+   ``PARADEX-TIMESTAMP`` and ``PARADEX-SIGNATURE-EXPIRATION``; the answer's
+   ``jwt_token`` is the bearer token.
+
+A subkey works the same way: the account is the main account, the key is the
+subkey, and the URL names the subkey's public key.
+
+starknet-py is imported lazily: ``import reconcile_paradex`` never needs it,
+and constructing the provider without it raises
+:class:`~reconcile_core.errors.UsageError` saying what to install. The private
+key is held in a :class:`~reconcile_paradex.Secret`; it never appears in a
+``repr``, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import anyio
+import httpx
+
+from reconcile_core.errors import (
+    AuthenticationError,
+    ParseError,
+    RateLimitedError,
+    TransportError,
+    UsageError,
+    VenueError,
+)
+from reconcile_core.errors import TimeoutError as RequestTimeoutError
+
+from ._auth import GEO_BLOCK_MESSAGE, Secret, redact
+from ._fields import decode_json, is_nonempty_str
+from ._parse import parse_error_body
+from ._urls import ENVIRONMENTS
+
+__all__ = [
+    "AUTH_PATH",
+    "DEFAULT_JWT_LIFETIME",
+    "INSTALL_HINT",
+    "StarknetKeyTokenProvider",
+    "auth_message_hash",
+    "auth_typed_data",
+]
+
+logger = logging.getLogger("reconcile_paradex.auth")
+
+#: What to install when starknet-py is missing.
+INSTALL_HINT: Final = "pip install 'reconcile-trading[starknet]'"
+#: The ``path`` of the signed message: ``/v1/auth`` also when POSTing to ``/v1/auth/{public_key}``.
+AUTH_PATH: Final = "/v1/auth"
+#: Paradex JWTs live five minutes (API.md §2.3); assumed when a token's ``exp`` is unreadable.
+DEFAULT_JWT_LIFETIME: Final = 300.0
+_USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
+_EC_ORDER: Final = 0x800000000000010FFFFFFFFFFFFFFFFB781126DCAE7B2321E66A241ADC64D2F
+
+# The typed-data types of the auth message, exactly as API.md §2.2 (and paradex-py) write them.
+_TYPES: Final = {
+    "StarkNetDomain": [
+        {"name": "name", "type": "felt"},
+        {"name": "chainId", "type": "felt"},
+        {"name": "version", "type": "felt"},
+    ],
+    "Request": [
+        {"name": "method", "type": "felt"},
+        {"name": "path", "type": "felt"},
+        {"name": "body", "type": "felt"},
+        {"name": "timestamp", "type": "felt"},
+        {"name": "expiration", "type": "felt"},
+    ],
+}
+
+_SIGNATURE_CODES: Final = frozenset(
+    {"INVALID_STARKNET_SIGNATURE", "STARKNET_SIGNATURE_VERIFICATION_FAILED", "INVALID_SUBKEY", "INVALID_TIMESTAMP"}
+)
+
+
+def _missing_extra(exc: BaseException) -> UsageError:
+    return UsageError(
+        f"Starknet key authentication needs starknet-py, which cannot be imported ({type(exc).__name__}); "
+        f"install the extra: {INSTALL_HINT}"
+    )
+
+
+def _shortstring(text: str) -> int:
+    try:
+        from starknet_py.cairo.felt import encode_shortstring  # noqa: PLC0415 - optional extra, imported lazily
+    except (ImportError, OSError) as exc:
+        raise _missing_extra(exc) from exc
+    return int(encode_shortstring(text))
+
+
+def _public_key(private_key: int) -> int:
+    try:
+        from starknet_py.hash.utils import private_to_stark_key  # noqa: PLC0415 - optional extra
+    except (ImportError, OSError) as exc:
+        raise _missing_extra(exc) from exc
+    return int(private_to_stark_key(private_key))
+
+
+def _sign(message_hash: int, private_key: int) -> tuple[int, int]:
+    try:
+        from starknet_py.hash.utils import message_signature  # noqa: PLC0415 - optional extra
+    except (ImportError, OSError) as exc:
+        raise _missing_extra(exc) from exc
+    r, s = message_signature(message_hash, private_key)
+    return int(r), int(s)
+
+
+def _chain_id_felt(chain_id: str) -> int:
+    if not is_nonempty_str(chain_id):
+        raise UsageError(f"chain_id must be a non-empty str (Paradex's starknet_chain_id), got {chain_id!r}")
+    try:
+        return _shortstring(chain_id)
+    except ValueError as exc:
+        raise UsageError(f"chain_id {chain_id[:80]!r} is not a Cairo short string (<= 31 ASCII characters)") from exc
+
+
+def _unix_seconds(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be an int of unix seconds, got {type(value).__name__}")
+    if not 0 <= value < 2**63:
+        raise UsageError(f"{name} must be within 0..2**63-1, got {value}")
+    return value
+
+
+def _address(account: str | int) -> int:
+    if isinstance(account, int) and not isinstance(account, bool):
+        value = account
+    elif isinstance(account, str) and account.lower().startswith("0x"):
+        try:
+            value = int(account, 16)
+        except ValueError:
+            raise UsageError(f"account must be a hex Starknet address ('0x...'), got {account[:80]!r}") from None
+    else:
+        raise UsageError(f"account must be a hex Starknet address ('0x...'), got {str(account)[:80]!r}")
+    if not 0 < value < 2**251:
+        raise UsageError(f"account {hex(value)} is not a Starknet address (0 < address < 2**251)")
+    return value
+
+
+def auth_typed_data(*, chain_id: str, timestamp: int, expiration: int) -> dict[str, Any]:
+    """The typed-data document Paradex's ``POST /v1/auth`` signature covers (API.md §2.2).
+
+    ``chain_id`` is ``starknet_chain_id`` from ``GET /v1/system/config`` (e.g.
+    ``"PRIVATE_SN_POTC_SEPOLIA"``); it enters the domain as the hex of its
+    short-string felt. ``timestamp`` and ``expiration`` are unix seconds.
+    """
+    felt = _chain_id_felt(chain_id)
+    return {
+        "domain": {"name": "Paradex", "chainId": hex(felt), "version": "1"},
+        "primaryType": "Request",
+        "types": {name: [dict(field) for field in fields] for name, fields in _TYPES.items()},
+        "message": {
+            "method": "POST",
+            "path": AUTH_PATH,
+            "body": "",
+            "timestamp": _unix_seconds(timestamp, "timestamp"),
+            "expiration": _unix_seconds(expiration, "expiration"),
+        },
+    }
+
+
+def auth_message_hash(*, account: str | int, chain_id: str, timestamp: int, expiration: int) -> int:
+    """The Pedersen message hash a Paradex auth signature signs, via starknet-py's ``TypedData``.
+
+    ``account`` is the (main) account address; with a subkey too.
+    """
+    document = auth_typed_data(chain_id=chain_id, timestamp=timestamp, expiration=expiration)
+    address = _address(account)
+    try:
+        from starknet_py.utils.typed_data import TypedData  # noqa: PLC0415 - optional extra
+    except (ImportError, OSError) as exc:
+        raise _missing_extra(exc) from exc
+    typed = TypedData.from_dict(document)  # type: ignore[arg-type]  # a plain dict of the TypedDataDict shape
+    return int(typed.message_hash(address))
+
+
+def _private_key(value: object) -> int:
+    """The key as an int, from an int, a hex/decimal str or a :class:`Secret`; errors never echo it."""
+    if isinstance(value, Secret):
+        value = value.reveal()
+    key: int
+    if isinstance(value, int) and not isinstance(value, bool):
+        key = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            key = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+        except ValueError:
+            raise UsageError(
+                "private_key must be a Starknet private key: an int, or a str of hex ('0x...') or decimal "
+                "digits (the value is not shown)"
+            ) from None
+    else:
+        raise UsageError(f"private_key must be an int, a str or a Secret, got {type(value).__name__}")
+    if not 0 < key < _EC_ORDER:
+        raise UsageError("private_key is out of range for the Stark curve (the value is not shown)")
+    return key
+
+
+def _jwt_claims(token: str) -> Mapping[str, object]:
+    """The JWT's payload claims, decoded without verification; empty when unreadable."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _usable_for(token: str, *, minted_at: float, refresh_after: float, refresh_margin: float) -> tuple[float, str]:
+    """Seconds after ``minted_at`` to use ``token`` before minting anew, and how that was decided.
+
+    The token's lifetime is its own ``exp - iat`` (the venue's clock on both
+    sides, so local clock skew does not matter); with only ``exp``, it is
+    ``exp`` minus the local minting time; unreadable, Paradex's 5 minutes. The
+    token is used until ``refresh_margin`` before its end, at most
+    ``refresh_after``, and at least half its lifetime (short-lived tokens).
+    """
+    claims = _jwt_claims(token)
+    exp, iat = _seconds(claims.get("exp")), _seconds(claims.get("iat"))
+    if exp is not None and iat is not None and exp > iat:
+        lifetime, basis = exp - iat, "exp - iat"
+    elif exp is not None and exp > minted_at:
+        lifetime, basis = exp - minted_at, "exp"
+    else:
+        lifetime, basis = DEFAULT_JWT_LIFETIME, "no readable exp; assumed"
+    usable = min(refresh_after, max(lifetime - refresh_margin, lifetime / 2))
+    return usable, f"lifetime {lifetime:g} s ({basis})"
+
+
+class StarknetKeyTokenProvider:
+    """Mints Paradex JWTs with a Starknet private key (or subkey): a :class:`TokenProvider`.
+
+    ``account`` is the Paradex account address (for a subkey: the main
+    account); ``private_key`` the account's Starknet key or a subkey (an int,
+    a hex ``"0x..."`` str, or a :class:`Secret` holding one). ``env``
+    (``"prod"``/``"testnet"``) or ``rest_url`` (which wins) says where to
+    mint. ``http_client`` is used as is and never closed (share the
+    ``ParadexSource``'s); without one, each mint opens and closes its own.
+
+    **Refresh.** A token is reused until ``refresh_after`` seconds after it
+    was minted (180: Paradex JWTs live 300 s) or ``refresh_margin`` seconds
+    before its own ``exp`` (30), whichever comes first (and at least half its
+    lifetime, for short-lived tokens). ``force_refresh=True`` (a REST 401, a
+    WS 40111) always mints a new one, unless another caller did so while this
+    one waited. Concurrent callers share one mint. Each signature is valid
+    for ``signature_ttl`` seconds (``PARADEX-SIGNATURE-EXPIRATION``).
+    ``wall_clock`` gives unix seconds (injectable for tests and simulators).
+
+    **Errors.** Refusals of ``POST /auth`` raise ``AuthenticationError`` (its
+    ``code`` is the venue's: ``STARKNET_SIGNATURE_VERIFICATION_FAILED``,
+    ``NOT_ONBOARDED``, ...); 429 ``RateLimitedError``; 5xx and unusable
+    answers ``VenueError``; the network ``TransportError``/``TimeoutError``.
+    Nothing is retried here: the REST client and the session retry.
+    """
+
+    __slots__ = (
+        "_account",
+        "_cached",
+        "_chain_id",
+        "_http",
+        "_lock",
+        "_mints",
+        "_private_key",
+        "_public_key",
+        "_refresh_after",
+        "_refresh_at",
+        "_refresh_margin",
+        "_rest_url",
+        "_signature_ttl",
+        "_timeout",
+        "_wall_clock",
+    )
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        private_key: int | str | Secret,
+        env: str | None = "testnet",
+        rest_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        refresh_after: float = 180.0,
+        refresh_margin: float = 30.0,
+        signature_ttl: int = 300,
+        timeout: float = 15.0,
+    ) -> None:
+        self._account = hex(_address(account))
+        key = _private_key(private_key)
+        # Derive the public key now: fails fast (and names the extra) when starknet-py is missing.
+        self._public_key = _public_key(key)
+        self._private_key = Secret(hex(key))
+        self._rest_url = _rest_url(env, rest_url)
+        _check_seconds("refresh_after", refresh_after, allow_zero=False)
+        _check_seconds("refresh_margin", refresh_margin, allow_zero=True)
+        _check_seconds("timeout", timeout, allow_zero=False)
+        _check_signature_ttl(signature_ttl)
+        if not callable(wall_clock):
+            raise UsageError("wall_clock must be a callable returning unix seconds")
+        self._http = http_client
+        self._wall_clock = wall_clock
+        self._refresh_after = float(refresh_after)
+        self._refresh_margin = float(refresh_margin)
+        self._signature_ttl = signature_ttl
+        self._timeout = float(timeout)
+        self._chain_id: str | None = None
+        self._cached: Secret | None = None
+        self._refresh_at = 0.0
+        self._mints = 0
+        self._lock: anyio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"StarknetKeyTokenProvider(account={self._account!r}, public_key={self.public_key!r}, "
+            f"rest_url={self._rest_url!r}, private_key=Secret('***'))"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("StarknetKeyTokenProvider cannot be pickled: it holds a private key")
+
+    @property
+    def account(self) -> str:
+        """The account address sent as ``PARADEX-STARKNET-ACCOUNT`` (the main account for a subkey)."""
+        return self._account
+
+    @property
+    def public_key(self) -> str:
+        """The key's public key, hex: the ``{public_key}`` of ``POST /v1/auth/{public_key}``."""
+        return hex(self._public_key)
+
+    @property
+    def rest_url(self) -> str:
+        return self._rest_url
+
+    @property
+    def mints(self) -> int:
+        """How many JWTs this provider has minted."""
+        return self._mints
+
+    # -- the TokenProvider protocol ---------------------------------------------------
+
+    async def token(self, *, force_refresh: bool = False) -> str:
+        """A JWT valid now; minted when none is cached, it is due for refresh, or ``force_refresh``."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        seen = self._cached
+        async with self._lock:
+            cached = self._cached
+            # A caller that waited while another one minted takes that fresh token.
+            fresh_meanwhile = cached is not seen
+            if cached is not None and (fresh_meanwhile or not force_refresh) and self._wall_clock() < self._refresh_at:
+                return cached.reveal()
+            return (await self._mint(reason="forced" if force_refresh else "due")).reveal()
+
+    async def chain_id(self) -> str:
+        """``starknet_chain_id`` from ``GET /v1/system/config`` (read once, then cached)."""
+        if self._chain_id is None:
+            async with self._client() as client:
+                self._chain_id = await self._fetch_chain_id(client)
+        return self._chain_id
+
+    # -- minting ------------------------------------------------------------------------
+
+    def _client(self) -> _ClientScope:
+        return _ClientScope(self._http, self._timeout)
+
+    async def _mint(self, *, reason: str) -> Secret:
+        async with self._client() as client:
+            if self._chain_id is None:
+                self._chain_id = await self._fetch_chain_id(client)
+            chain_id = self._chain_id
+            timestamp = int(self._wall_clock())
+            expiration = timestamp + self._signature_ttl
+            headers = self._signed_headers(chain_id, timestamp, expiration)
+            url = f"{self._rest_url}/auth/{self.public_key}"
+            response = await self._send(client, "POST", url, headers)
+        token = self._read_token(response)
+        minted_at = self._wall_clock()
+        usable, basis = _usable_for(
+            token.reveal(), minted_at=minted_at, refresh_after=self._refresh_after, refresh_margin=self._refresh_margin
+        )
+        self._cached = token
+        self._refresh_at = minted_at + usable
+        self._mints += 1
+        logger.info(
+            "minted a Paradex JWT for account %s with key %s (%s; %s; refresh in %.3g s)",
+            self._account,
+            self.public_key,
+            reason,
+            basis,
+            usable,
+        )
+        return token
+
+    def _signed_headers(self, chain_id: str, timestamp: int, expiration: int) -> dict[str, str]:
+        try:
+            message_hash = auth_message_hash(
+                account=self._account, chain_id=chain_id, timestamp=timestamp, expiration=expiration
+            )
+        except UsageError as exc:
+            # The chain id came from the venue: its being unusable is the venue's fault.
+            raise VenueError(f"cannot build the Paradex auth message: {exc}") from exc
+        r, s = _sign(message_hash, int(self._private_key.reveal(), 16))
+        return {
+            "Accept": "application/json",
+            "PARADEX-STARKNET-ACCOUNT": self._account,
+            "PARADEX-STARKNET-SIGNATURE": json.dumps([str(r), str(s)]),
+            "PARADEX-TIMESTAMP": str(timestamp),
+            "PARADEX-SIGNATURE-EXPIRATION": str(expiration),
+        }
+
+    async def _fetch_chain_id(self, client: httpx.AsyncClient) -> str:
+        response = await self._send(client, "GET", f"{self._rest_url}/system/config", {"Accept": "application/json"})
+        payload = self._json(response, "GET /system/config")
+        chain_id = payload.get("starknet_chain_id") if isinstance(payload, dict) else None
+        if not is_nonempty_str(chain_id) or not isinstance(chain_id, str):
+            raise VenueError("GET /system/config: Paradex sent no starknet_chain_id (a non-empty str)")
+        logger.debug("Paradex starknet_chain_id is %r", chain_id[:80])
+        return chain_id
+
+    def _clean(self, text: str) -> str:
+        key = self._private_key.reveal()
+        return redact(text, key, key[2:], str(int(key, 16)))
+
+    async def _send(self, client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        what = f"{method} {url.removeprefix(self._rest_url)}"
+        try:
+            response = await client.request(method, url, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutError(f"{what}: Paradex did not answer in time ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc))})"
+            ) from exc
+        status = response.status_code
+        logger.debug("%s -> HTTP %d", what, status)
+        if 200 <= status < 300:
+            return response
+        try:
+            code, message = parse_error_body(decode_json(response.content))
+        except ParseError:
+            code, message = None, None
+        detail = self._clean(message) if message else "no error message"
+        text = f"{what}: Paradex answered HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
+        if status == 429:
+            retry_after = _seconds_header(response.headers.get("Retry-After"))
+            raise RateLimitedError(text, code=code, status=status, retry_after=retry_after)
+        if status >= 500 or method != "POST":
+            raise VenueError(text, code=code, status=status)
+        raise AuthenticationError(self._explain(code, text), code=code, status=status)
+
+    def _explain(self, code: str | None, text: str) -> str:
+        if code == "GEO_IP_BLOCK":
+            return f"POST /auth: {GEO_BLOCK_MESSAGE}"
+        if code == "NOT_ONBOARDED":
+            return (
+                f"{text}. Account {self._account} has not been onboarded on Paradex: onboard it once "
+                "(connect it in the Paradex app, or call POST /v1/onboarding, e.g. with paradex-py), then retry"
+            )
+        if code in _SIGNATURE_CODES or code is None:
+            return (
+                f"{text}. Paradex did not accept the signature made with public key {self.public_key} for account "
+                f"{self._account} (chain {self._chain_id!r}): check that the key (or subkey) belongs to that account "
+                "and that the local clock is right"
+            )
+        return text
+
+    def _json(self, response: httpx.Response, what: str) -> object:
+        try:
+            return decode_json(response.content)
+        except ParseError as exc:
+            raise VenueError(f"{what}: Paradex sent a body that is not JSON (HTTP {response.status_code})") from exc
+
+    def _read_token(self, response: httpx.Response) -> Secret:
+        payload = self._json(response, "POST /auth")
+        token = payload.get("jwt_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise VenueError("POST /auth: Paradex answered without a jwt_token (a non-empty str)")
+        return Secret(token)
+
+
+class _ClientScope:
+    """The injected client as is, or a fresh one closed after use."""
+
+    __slots__ = ("_given", "_own", "_timeout")
+
+    def __init__(self, given: httpx.AsyncClient | None, timeout: float) -> None:
+        self._given = given
+        self._timeout = timeout
+        self._own: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        self._own = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+            headers={"User-Agent": _USER_AGENT},
+            follow_redirects=False,
+        )
+        return self._own
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._own is not None:
+            with anyio.CancelScope(shield=True):
+                await self._own.aclose()
+
+
+def _seconds_header(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
+    number = _seconds(value)
+    if number is None or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise UsageError(f"{name} must be a number of seconds {bound}, got {value!r}")
+
+
+def _check_signature_ttl(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 604_800:
+        raise UsageError(f"signature_ttl must be an int of seconds within 1..604800 (a week), got {value!r}")
+
+
+def _is_http_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _rest_url(env: str | None, rest_url: str | None) -> str:
+    if rest_url is None:
+        if env is None:
+            raise UsageError("env=None (a custom venue) needs rest_url")
+        found = ENVIRONMENTS.get(env)
+        if found is None:
+            known = ", ".join(repr(name) for name in ENVIRONMENTS)
+            raise UsageError(f"unknown Paradex environment {env!r}; expected one of {known}, or rest_url")
+        rest_url = found[0]
+    if not _is_http_url(rest_url):
+        raise UsageError(f"rest_url must start with http:// or https://, got {rest_url!r}")
+    return rest_url.rstrip("/")
