@@ -16,6 +16,7 @@ from ._ledger_contract import (
     PersistentFillLedgerContract,
     ledger_state_machine,
 )
+from ._source_contract import SourceCase, SourceScenario, StateSourceContract
 
 __all__ = [
     "NO_FAULTS",
@@ -26,5 +27,8 @@ __all__ = [
     "LedgerFactory",
     "LedgerStateMachine",
     "PersistentFillLedgerContract",
+    "SourceCase",
+    "SourceScenario",
+    "StateSourceContract",
     "ledger_state_machine",
 ]
