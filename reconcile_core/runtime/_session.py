@@ -476,9 +476,16 @@ class Session:
             subscribed = False
             body_failed = False
             ended_by: BaseException | None
+            ended_by = None
             try:
                 async with AsyncExitStack() as stack:
-                    hints = await self._subscribe(stack)
+                    # The connect deadline must enclose the source's context
+                    # (which may own a task group), so it sits on the stack
+                    # below it and is lifted once subscribed.
+                    deadline = stack.enter_context(
+                        anyio.CancelScope(deadline=anyio.current_time() + self._config.connect_timeout)
+                    )
+                    hints = await self._subscribe(stack, deadline)
                     subscribed = True
                     connects += 1
                     if connects > 1:
@@ -490,6 +497,8 @@ class Session:
                         body_failed = True
                         raise
                     ended_by = self._connection_error
+                if deadline.cancelled_caught and not subscribed:
+                    raise _connect_timeout(self._config.connect_timeout)  # noqa: TRY301 - ends this attempt
             except Exception as exc:
                 if body_failed:
                     raise
@@ -503,14 +512,9 @@ class Session:
             attempt += 1
             await anyio.sleep(delay)
 
-    async def _subscribe(self, stack: AsyncExitStack) -> AsyncIterator[Hint]:
-        timeout = self._config.connect_timeout
-        try:
-            with anyio.fail_after(timeout):
-                hints = await stack.enter_async_context(self._source.subscribe())
-        except TimeoutError as exc:
-            msg = f"subscribing took longer than {timeout} s"
-            raise errors.TimeoutError(msg) from exc
+    async def _subscribe(self, stack: AsyncExitStack, deadline: anyio.CancelScope) -> AsyncIterator[Hint]:
+        hints = await stack.enter_async_context(self._source.subscribe())
+        deadline.deadline = math.inf
         return hints.__aiter__()
 
     async def _connection_ended(self, error: BaseException | None, *, subscribed: bool) -> None:
@@ -725,3 +729,7 @@ def _reraise(exc: BaseException) -> NoReturn:
     finally:
         exc.__context__ = context
         del exc, context
+
+
+def _connect_timeout(seconds: float) -> errors.TimeoutError:
+    return errors.TimeoutError(f"subscribing took longer than {seconds} s")
