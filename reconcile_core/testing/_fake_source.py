@@ -64,6 +64,8 @@ class Faults:
     connect_error: float = attrs.field(default=0.0, validator=_probability)
     #: ``subscribe()`` fails with an ``AuthenticationError``.
     auth_error: float = attrs.field(default=0.0, validator=_probability)
+    #: ``subscribe()`` never completes (the caller's connect timeout must fire).
+    connect_hang: float = attrs.field(default=0.0, validator=_probability)
     #: A REST call raises ``TransportError`` or ``VenueError``.
     rest_error: float = attrs.field(default=0.0, validator=_probability)
     #: A REST call raises ``reconcile_core.errors.TimeoutError``.
@@ -246,6 +248,8 @@ class FaultySource:
         if faults.connect_error and self.rng.random() < faults.connect_error:
             msg = "connection refused (injected)"
             raise errors.TransportError(msg)
+        if faults.connect_hang and self.rng.random() < faults.connect_hang:
+            await anyio.sleep_forever()
         connection = _Connection()
         self._connections.append(connection)
         self.connects += 1

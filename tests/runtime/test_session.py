@@ -246,6 +246,23 @@ class TestReconnect:
             assert not session.health().authentication_failing
             tg.cancel_scope.cancel()
 
+    async def test_a_hanging_connect_times_out_and_is_retried(self) -> None:
+        _venue, source, ledger = make(seed=29, steps=5)
+        source.faults = attrs.evolve(source.faults, connect_hang=1.0)
+        async with (
+            Session(source, ledger, config=fast(connect_timeout=0.01)) as session,
+            anyio.create_task_group() as tg,
+        ):
+            collector = Collector(session)
+            await tg.start(collector.run)
+            await collector.wait_for(lambda _: len(collector.discrepancies(DiscrepancyKind.SOURCE_ERROR)) >= 2)
+            [first, *_] = collector.discrepancies(DiscrepancyKind.SOURCE_ERROR)
+            assert first.subject == "source subscribe"
+            assert "TimeoutError: subscribing took longer than 0.01 s" in first.detail
+            source.faults = attrs.evolve(source.faults, connect_hang=0.0)
+            await session.wait_synced()
+            tg.cancel_scope.cancel()
+
     async def test_state_and_dedup_survive_reconnects(self) -> None:
         venue, source, ledger = make(seed=13, steps=30)
         async with Session(source, ledger, config=fast()) as session, anyio.create_task_group() as tg:
