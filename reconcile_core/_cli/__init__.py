@@ -26,7 +26,10 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._ledger_cmd import add_ledger_parser  # noqa: PLC0415 - keep `reconcile --help` light
+    from ._audit_cmd import add_audit_parser  # noqa: PLC0415 - keep `reconcile --help` light
+    from ._ledger_cmd import add_ledger_parser  # noqa: PLC0415
+    from ._run_cmd import add_run_parser  # noqa: PLC0415
+    from ._venues_cmd import add_venues_parser  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="reconcile",
@@ -34,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_run_parser(subparsers)
+    add_audit_parser(subparsers)
     add_ledger_parser(subparsers)
+    add_venues_parser(subparsers)
     return parser
 
 

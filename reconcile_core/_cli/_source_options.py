@@ -1,0 +1,140 @@
+"""The options every venue command shares: which venue, where, and with which token.
+
+Tokens come from an environment variable or a file, never from the command
+line (where ``ps`` and shell history would show them), and never appear in
+a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from reconcile_core.errors import AuthenticationError, TransportError, UsageError
+from reconcile_core.plugins import load_venue
+from reconcile_core.typing import StateSource, VenuePlugin
+
+from ._paths import default_ledger_path
+
+__all__ = ["add_source_arguments", "build_source", "check_source", "ledger_path", "read_token"]
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("venue", help="the venue plugin, e.g. paradex (see 'reconcile venues')")
+    where = parser.add_argument_group("where the venue is")
+    where.add_argument("--env", choices=("testnet", "prod"), default="testnet", help="the venue's environment")
+    where.add_argument("--rest-url", help="a custom REST base URL, e.g. a local simulator (needs --ws-url)")
+    where.add_argument("--ws-url", help="a custom WebSocket URL (needs --rest-url)")
+    auth = parser.add_argument_group("credentials (never on the command line)")
+    auth.add_argument("--token-env", metavar="NAME", help="read the token from this variable (default: <VENUE>_TOKEN)")
+    auth.add_argument("--token-file", type=Path, metavar="PATH", help="read the token from this file")
+    auth.add_argument("--account", help="the account (default: the token's 'sub' claim)")
+    parser.add_argument(
+        "--ledger", type=Path, default=None, help=f"the SQLite ledger file (default: {default_ledger_path()})"
+    )
+
+
+def ledger_path(args: argparse.Namespace) -> Path:
+    path: Path = args.ledger or default_ledger_path()
+    return path
+
+
+def read_token(args: argparse.Namespace) -> str:
+    """The token, from ``--token-file`` or the environment; an actionable error if absent."""
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = f"cannot read the token file {args.token_file}: {exc.strerror}"
+            raise UsageError(msg) from None
+        if not token:
+            msg = f"the token file {args.token_file} is empty"
+            raise UsageError(msg)
+        return str(token)
+    name = args.token_env or f"{args.venue.upper()}_TOKEN"
+    token = os.environ.get(name, "").strip()
+    if not token:
+        msg = (
+            f"no token: set the environment variable {name} to your read-only token "
+            "(or use --token-env NAME / --token-file PATH)"
+        )
+        raise UsageError(msg)
+    return token
+
+
+def jwt_subject(token: str) -> str | None:
+    """The ``sub`` claim of a JWT, without verifying it (it only names the account)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    return str(subject) if isinstance(subject, str) and subject else None
+
+
+def build_source(args: argparse.Namespace, token: str) -> tuple[VenuePlugin, StateSource]:
+    plugin = load_venue(args.venue)
+    account = args.account or jwt_subject(token)
+    if not account:
+        msg = "cannot tell the account from the token; pass --account"
+        raise UsageError(msg)
+    options: dict[str, Any] = {"account": account, "token": token}
+    if args.rest_url or args.ws_url:
+        if not (args.rest_url and args.ws_url):
+            msg = "--rest-url and --ws-url go together: pass both"
+            raise UsageError(msg)
+        for flag, url in (("--rest-url", args.rest_url), ("--ws-url", args.ws_url)):
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            allowed = ("http", "https") if flag == "--rest-url" else ("ws", "wss")
+            if scheme not in allowed:
+                msg = f"{flag} {url!r} is not a URL: expected {' or '.join(s + '://...' for s in allowed)}"
+                raise UsageError(msg)
+        options.update(env=None, rest_url=args.rest_url, ws_url=args.ws_url)
+    else:
+        options["env"] = args.env
+    return plugin, plugin.create_source(**options)
+
+
+def _explain_auth(exc: AuthenticationError) -> str:
+    text = str(exc).lower()
+    code = (exc.code or "").upper()
+    if "GEO" in code or "40112" in code or "geo" in text:
+        return "the venue refuses connections from this location (geo-block); run from an allowed region"
+    if "token is expired" in text or "expired by" in text:
+        return "the token has expired; create a new read-only token and set it again"
+    return "the venue rejected the token (invalid or revoked); check it, or create a new read-only token"
+
+
+async def check_source(source: StateSource, *, timeout: float) -> None:  # noqa: ASYNC109 - per request
+    """Fail fast, with one actionable line, on a bad URL or a bad token.
+
+    Reads the venue clock (no credentials) and the open orders (credentials).
+    """
+    try:
+        with anyio.fail_after(timeout):
+            await source.server_time()
+    except TimeoutError:
+        msg = f"the venue did not answer within {timeout:g} s; check the URL and your network"
+        raise TransportError(msg) from None
+    except TransportError as exc:
+        msg = f"cannot reach the venue ({exc}); check the URL and your network"
+        raise TransportError(msg) from exc
+    try:
+        with anyio.fail_after(timeout):
+            await source.open_orders()
+    except TimeoutError:
+        msg = f"the venue did not answer within {timeout:g} s"
+        raise TransportError(msg) from None
+    except AuthenticationError as exc:
+        raise AuthenticationError(_explain_auth(exc), code=exc.code, status=exc.status) from exc
