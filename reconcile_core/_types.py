@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import validators as v
+
+if TYPE_CHECKING:
+    from ._events import Discrepancy
 
 __all__ = [
     "Fill",
@@ -331,13 +334,17 @@ class OpenOrdersSnapshot:
     """A *complete* list of the account's live orders, read from the source of truth.
 
     ``complete`` is false when some rows could not be parsed: the listed orders
-    still merge, but absence from the list then proves nothing.
+    still merge, but absence from the list then proves nothing. The rows that
+    failed are in ``problems``.
     """
 
     orders: tuple[Order, ...] = attrs.field(validator=_orders)
     complete: bool = True
     #: When set, the snapshot covers only this instrument.
     instrument: str | None = attrs.field(default=None, validator=_optional_str)
+    #: Rows that failed to parse or carried unknown values, as discrepancies
+    #: the runtime delivers to the consumer.
+    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=v.instance_of(tuple))
 
 
 @attrs.frozen(kw_only=True)
@@ -353,3 +360,5 @@ class PositionsSnapshot:
     positions: tuple[Position, ...] = attrs.field(validator=_positions)
     as_of: int | None = attrs.field(default=None, validator=v.optional(_ms))
     complete: bool = True
+    #: Rows that failed to parse or carried unknown values (see ``OpenOrdersSnapshot``).
+    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=v.instance_of(tuple))

@@ -393,14 +393,17 @@ def parse_open_orders(payload: object, *, source: Source = Source.REST) -> Parse
     are not live (a race with a fill) are kept: they merge like any version.
     """
     items, problems, complete = _rows(payload, "open orders", lambda row: parse_order(row, source=source))
-    return Parsed(OpenOrdersSnapshot(orders=tuple(items), complete=complete), tuple(problems))
+    return Parsed(OpenOrdersSnapshot(orders=tuple(items), complete=complete, problems=tuple(problems)), tuple(problems))
 
 
 def parse_positions(payload: object, *, source: Source = Source.REST) -> Parsed[PositionsSnapshot]:
     """``GET /v1/positions``: the complete positions snapshot, ``as_of`` the newest update time."""
     items, problems, complete = _rows(payload, "positions", lambda row: parse_position(row, source=source))
     as_of = max((p.updated_at for p in items), default=None)
-    return Parsed(PositionsSnapshot(positions=tuple(items), as_of=as_of, complete=complete), tuple(problems))
+    return Parsed(
+        PositionsSnapshot(positions=tuple(items), as_of=as_of, complete=complete, problems=tuple(problems)),
+        tuple(problems),
+    )
 
 
 # -- account, balances, markets, time ---------------------------------------

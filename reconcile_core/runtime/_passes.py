@@ -141,9 +141,13 @@ class Reconciliation:
             open_orders = await self.call("open_orders", source.open_orders)
             tally.orders_seen += len(open_orders.orders)
             await gate.step(lambda: self.reconciler.merge_open_orders(open_orders), tally)
+            if open_orders.problems:
+                await gate.merge(list(open_orders.problems), tally)
             positions = await self.call("positions", source.positions)
             tally.positions_seen += len(positions.positions)
             await gate.step(lambda: self.reconciler.merge_positions(positions), tally)
+            if positions.problems:
+                await gate.merge(list(positions.problems), tally)
 
             watermark = self.ledger.watermark(venue=source.venue, account=source.account)
             since = config.initial_backfill_since if watermark is None else max(0, watermark - config.fill_overlap_ms)

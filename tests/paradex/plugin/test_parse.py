@@ -378,8 +378,10 @@ def test_a_bad_row_makes_a_snapshot_incomplete_but_keeps_the_rest() -> None:
     assert problem.kind is DiscrepancyKind.MALFORMED_MESSAGE
     assert problem.seen is not None
     assert "o2" in problem.seen
+    assert parsed.value.problems == parsed.problems, "the snapshot carries its problems to the runtime"
     positions = parse_positions({"results": [position_payload("A", "x")]})
     assert not positions.value.complete
+    assert len(positions.value.problems) == 1
 
 
 def test_busts() -> None:
