@@ -46,7 +46,8 @@ def _derive(seed: int, label: str) -> bytes:
 
 
 def _address(seed: int, index: int) -> str:
-    digits = hashlib.sha256(f"paradex-sim:{seed}:account:{index}".encode()).hexdigest()[:63].lstrip("0")
+    # 62 hex digits (248 bits): a valid Starknet address is below the field prime (~2**251).
+    digits = hashlib.sha256(f"paradex-sim:{seed}:account:{index}".encode()).hexdigest()[:62].lstrip("0")
     return "0x" + (digits or "1")
 
 

@@ -62,6 +62,10 @@ def _starknet() -> Any:
     return encode_shortstring, private_to_stark_key, verify_message_signature, TypedData
 
 
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -92,7 +96,9 @@ class StarknetKeyRegistry:
     """Which Starknet public keys sign for which simulated account, and the JWT lifetime. Thread-safe."""
 
     def __init__(self, accounts: tuple[str, ...], *, jwt_ttl_ms: int = JWT_TTL_MS) -> None:
-        self._accounts = {int(account, 16): account for account in accounts}
+        # Accounts that are not Starknet addresses (a test may name them "alice") cannot use key auth.
+        parsed = ((_parse_hex(account), account) for account in accounts)
+        self._accounts = {number: account for number, account in parsed if number is not None}
         self._lock = threading.Lock()
         self._keys: dict[int, _Key] = {}
         self._counts: Counter[str] = Counter()
@@ -115,7 +121,10 @@ class StarknetKeyRegistry:
 
     def register(self, account: str, public_key: int | str, *, subkey: bool = False) -> None:
         _starknet()  # fail now, naming the extra, rather than at the first request
-        address = self._accounts.get(_hex_int(account, "account"))
+        number = _parse_hex(account) if _is_str(account) else None
+        if number is None:
+            raise UsageError(f"account {account!r} is not a Starknet address ('0x...'): key auth needs one")
+        address = self._accounts.get(number)
         if address is None:
             raise UsageError(f"unknown account {account!r}")
         key = _hex_int(public_key, "public_key")
@@ -253,8 +262,8 @@ class StarknetKeyRegistry:
                 "expiration": expiration,
             },
         }
-        message_hash = typed_data.from_dict(document).message_hash(account_int)
         try:
+            message_hash = typed_data.from_dict(document).message_hash(account_int)
             valid = bool(verify_message_signature(message_hash, list(signature), public_key))
         except (ValueError, ArithmeticError):
             valid = False
