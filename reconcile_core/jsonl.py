@@ -43,10 +43,34 @@ from ._events import (
 from ._types import Fill
 from .errors import UsageError
 
-__all__ = ["EVENT_TYPES", "dumps", "encode_event"]
+__all__ = ["EVENT_TYPES", "REQUIRED_FIELDS", "dumps", "encode_event"]
 
 #: The ``"type"`` values of the contract.
 EVENT_TYPES = ("fill", "fill_busted", "order", "position", "discrepancy", "cycle")
+
+#: The fields each line of a type always carries (consumers may rely on them).
+REQUIRED_FIELDS: dict[str, frozenset[str]] = {
+    "fill": frozenset(
+        {
+            "account",
+            "fill_id",
+            "fill_type",
+            "order_id",
+            "market",
+            "side",
+            "price",
+            "size",
+            "fee",
+            "created_at",
+            "source",
+        }
+    ),
+    "fill_busted": frozenset({"account", "fill_id", "created_at", "offset"}),
+    "order": frozenset({"order_id", "client_id", "market", "status", "size", "filled", "avg_price"}),
+    "position": frozenset({"market", "size"}),
+    "discrepancy": frozenset({"kind", "subject", "detail"}),
+    "cycle": frozenset({"reason", "started_at", "duration_ms", "ok"}),
+}
 
 
 def _dec(value: Decimal | None) -> str | None:

@@ -15,30 +15,11 @@ from typing import Any
 import pytest
 
 from reconcile_core._cli import main
+from reconcile_core.jsonl import REQUIRED_FIELDS
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_paradex.testing import LoopbackEndpoints, ParadexSimulator
 from reconcile_paradex.testing._loopback import LoopbackServer
 
-REQUIRED = {
-    "fill": {
-        "account",
-        "fill_id",
-        "fill_type",
-        "order_id",
-        "market",
-        "side",
-        "price",
-        "size",
-        "fee",
-        "created_at",
-        "source",
-    },
-    "fill_busted": {"account", "fill_id", "created_at"},
-    "order": {"order_id", "client_id", "market", "status", "size", "filled", "avg_price"},
-    "position": {"market", "size"},
-    "discrepancy": {"kind", "subject", "detail"},
-    "cycle": {"reason", "started_at", "duration_ms", "ok"},
-}
 DECIMAL_FIELDS = {"price", "size", "fee", "filled", "avg_price"}
 TIME_FIELDS = {"created_at", "updated_at", "started_at"}
 
@@ -69,7 +50,7 @@ def run_args(endpoints: LoopbackEndpoints, ledger: Path, *extra: str) -> list[st
 def check_contract(line: str) -> dict[str, Any]:
     payload: dict[str, Any] = json.loads(line)
     kind = payload["type"]
-    missing = REQUIRED[kind] - set(payload)
+    missing = REQUIRED_FIELDS[kind] - set(payload)
     assert not missing, f"{kind} lacks {missing}: {line}"
     for name in DECIMAL_FIELDS & set(payload):
         assert payload[name] is None or isinstance(payload[name], str), f"{name} must be a string: {line}"
