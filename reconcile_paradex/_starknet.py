@@ -424,13 +424,9 @@ class StarknetKeyTokenProvider:
         return token
 
     def _signed_headers(self, chain_id: str, timestamp: int, expiration: int) -> dict[str, str]:
-        try:
-            message_hash = auth_message_hash(
-                account=self._account, chain_id=chain_id, timestamp=timestamp, expiration=expiration
-            )
-        except UsageError as exc:
-            # The chain id came from the venue: its being unusable is the venue's fault.
-            raise VenueError(f"cannot build the Paradex auth message: {exc}") from exc
+        message_hash = auth_message_hash(
+            account=self._account, chain_id=chain_id, timestamp=timestamp, expiration=expiration
+        )
         r, s = _sign(message_hash, int(self._private_key.reveal(), 16))
         return {
             "Accept": "application/json",
@@ -446,6 +442,10 @@ class StarknetKeyTokenProvider:
         chain_id = payload.get("starknet_chain_id") if isinstance(payload, dict) else None
         if not is_nonempty_str(chain_id) or not isinstance(chain_id, str):
             raise VenueError("GET /system/config: Paradex sent no starknet_chain_id (a non-empty str)")
+        try:
+            _chain_id_felt(chain_id)
+        except UsageError as exc:
+            raise VenueError(f"GET /system/config: unusable starknet_chain_id: {exc}") from exc
         logger.debug("Paradex starknet_chain_id is %r", chain_id[:80])
         return chain_id
 

@@ -92,6 +92,12 @@ def sim() -> ParadexSimulator:
     return ParadexSimulator(seed=9)
 
 
+@pytest.fixture
+def quick_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A constant signature instead of a real one (~0.1 s each), for tests against MockVenue that ignore it."""
+    monkeypatch.setattr(starknet_module, "_sign", lambda _message_hash, _private_key: (1, 2))
+
+
 class TestMinting:
     async def test_a_minted_jwt_is_accepted_by_the_simulator(self, sim: ParadexSimulator) -> None:
         account = sim.accounts[0]
@@ -321,6 +327,7 @@ class TestRefresh:
             ("a.b@d.c", 180.0),
         ],
     )
+    @pytest.mark.usefixtures("quick_sign")
     async def test_odd_tokens_still_get_a_sane_refresh_point(self, token: str, reused_for: float) -> None:
         venue = MockVenue()
         venue.token = token
@@ -420,6 +427,7 @@ class TestVenueRefusals:
         assert error.code == "INVALID_SUBKEY"
 
 
+@pytest.mark.usefixtures("quick_sign")
 class TestOtherFailures:
     @pytest.mark.parametrize(
         ("answer", "error_type", "match"),
@@ -467,6 +475,16 @@ class TestOtherFailures:
             await venue.provider().token()
         assert not isinstance(caught.value, AuthenticationError)
 
+    async def test_an_unusable_chain_id_is_not_cached(self) -> None:
+        venue = MockVenue()
+        venue.config = lambda: httpx.Response(200, json={"starknet_chain_id": "É" * 5})
+        provider = venue.provider()
+        with pytest.raises(VenueError, match="unusable starknet_chain_id"):
+            await provider.token()
+        venue.config = lambda: httpx.Response(200, json={"starknet_chain_id": "PRIVATE_SN_POTC_SEPOLIA"})
+        assert await provider.token() == venue.token
+        assert await provider.chain_id() == "PRIVATE_SN_POTC_SEPOLIA"
+
     @pytest.mark.parametrize(
         ("failure", "error_type"),
         [(httpx.ConnectError("refused"), TransportError), (httpx.ReadTimeout("slow"), RequestTimeoutError)],
@@ -483,6 +501,7 @@ class TestOtherFailures:
         assert caught.value.__cause__ is failure
 
 
+@pytest.mark.usefixtures("quick_sign")
 class TestSecrets:
     SECRET_FORMS = (hex(PRIVATE_KEY), f"{PRIVATE_KEY:x}", str(PRIVATE_KEY), f"{PRIVATE_KEY:064x}")
 
