@@ -109,7 +109,8 @@ class AccountReconciler:
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
     _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
-    _reported: set[Hashable] = attrs.field(init=False, factory=set)
+    # Discrepancies already reported (so each is reported once); oldest first, bounded.
+    _reported: dict[Hashable, None] = attrs.field(init=False, factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -218,8 +219,7 @@ class AccountReconciler:
         current = self._orders.get(order_id)
         if current is None:
             marker = ("unknown-ref", order_id)
-            if marker not in self._reported:
-                self._reported.add(marker)
+            if self._first_report(marker):
                 out.events.append(
                     Discrepancy(
                         kind=DiscrepancyKind.ORDER_UNKNOWN,
@@ -340,8 +340,8 @@ class AccountReconciler:
             self._unknown.discard(order_id)
             self._needs.pop(("order-fills", order_id), None)
             self._needs.pop(("resolve", order_id), None)
-            self._reported.discard(("missing-order", order_id))
-            self._reported.discard(("overfill", order_id))
+            self._reported.pop(("missing-order", order_id), None)
+            self._reported.pop(("overfill", order_id), None)
             self.stats.evicted_orders += 1
 
     def _merge_fill(self, fill: Fill, out: _Out) -> None:
@@ -460,8 +460,7 @@ class AccountReconciler:
             recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
             if recorded > order.filled_quantity:
                 marker = ("overfill", order.order_id)
-                if marker not in self._reported:
-                    self._reported.add(marker)
+                if self._first_report(marker):
                     out.events.append(
                         Discrepancy(
                             kind=DiscrepancyKind.OVERFILL,
@@ -472,6 +471,16 @@ class AccountReconciler:
                             severity=Severity.ERROR,
                         )
                     )
+
+    def _first_report(self, marker: Hashable) -> bool:
+        """True the first time ``marker`` is seen. The memory of reports is bounded:
+        past ``4 * max_needs`` the oldest are forgotten (at worst, reported again)."""
+        if marker in self._reported:
+            return False
+        self._reported[marker] = None
+        while len(self._reported) > 4 * self.max_needs:
+            del self._reported[next(iter(self._reported))]
+        return True
 
     def _raise_need(self, need: Need, out: _Out) -> None:
         key = _need_key(need)
@@ -490,9 +499,8 @@ class AccountReconciler:
         seen: str | None,
         out: _Out,
     ) -> None:
-        if marker in self._reported:
+        if not self._first_report(marker):
             return
-        self._reported.add(marker)
         out.events.append(
             Discrepancy(
                 kind=DiscrepancyKind.MISSING_FILLS,

@@ -345,3 +345,14 @@ class TestValueTypes:
     def test_discrepancy_text_is_truncated(self) -> None:
         d = Discrepancy(kind=DiscrepancyKind.MALFORMED_MESSAGE, subject="x", detail="y" * 10_000)
         assert len(d.detail) <= 500
+
+
+class TestBoundedReports:
+    """The memory of what was already reported is bounded too."""
+
+    def test_report_memory_is_bounded(self) -> None:
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=MemoryLedger(), max_needs=2)
+        for i in range(50):
+            r.resolve_failed(f"ghost{i}", reason="not found")
+        assert len(r._reported) <= 8
+        assert r.resolve_failed("ghost49", reason="again").events == (), "recent reports are still remembered"
