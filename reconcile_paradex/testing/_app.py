@@ -1,5 +1,8 @@
 """The simulator's ASGI application: REST under ``/v1`` and the WebSocket at ``/v1``.
 
+``POST /v1/auth[/{public_key}]`` (Starknet-signed JWT minting) is served by
+``_starknet_auth``; every other HTTP request by ``_rest``.
+
 One app serves both ways of running the simulator: in-process (httpx's
 ASGI transport for REST, the wsproto bridge for the WebSocket) and on a
 real uvicorn server on loopback.

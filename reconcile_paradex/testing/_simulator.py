@@ -282,6 +282,14 @@ class ParadexSimulator:
 
     # ------------------------------------------------------------------ Starknet key auth (POST /v1/auth)
 
+    def wall_clock(self) -> float:
+        """The virtual clock in unix seconds: pass ``sim.wall_clock`` as a token provider's ``wall_clock``.
+
+        ``POST /v1/auth`` judges signature timestamps by virtual time, which
+        starts in 2030: a signer reading the real clock would look expired.
+        """
+        return self.now / 1000
+
     @property
     def jwt_ttl_ms(self) -> int:
         """Lifetime (virtual ms) of the JWTs ``POST /v1/auth`` mints; Paradex's is 300 000. Settable."""

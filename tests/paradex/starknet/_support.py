@@ -29,7 +29,7 @@ async def sim_client(sim: ParadexSimulator) -> AsyncIterator[httpx.AsyncClient]:
 def sim_provider(
     sim: ParadexSimulator, client: httpx.AsyncClient, *, account: str, private_key: int, **options: Any
 ) -> StarknetKeyTokenProvider:
-    options.setdefault("wall_clock", sim_clock(sim))
+    options.setdefault("wall_clock", sim.wall_clock)
     return StarknetKeyTokenProvider(
         account=account, private_key=private_key, env=None, rest_url=sim.rest_url, http_client=client, **options
     )

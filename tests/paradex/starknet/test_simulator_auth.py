@@ -258,3 +258,10 @@ def test_accounts_that_are_not_addresses_cannot_register_keys_but_the_simulator_
     with pytest.raises(UsageError, match="not a Starknet address"):
         sim.new_starknet_key("alice")
     sim.new_starknet_key("0xabc")
+
+
+def test_wall_clock_is_the_virtual_clock_in_seconds() -> None:
+    sim = ParadexSimulator(seed=6, start_ms=1_900_000_000_250)
+    assert sim.wall_clock() == 1_900_000_000.25
+    sim.advance(750)
+    assert sim.wall_clock() == 1_900_000_001.0
