@@ -20,7 +20,8 @@ raised by the notification iterator so the runtime reconnects):
   and the stream goes on.
 
 Auth (:class:`ParadexWebSocket`): each connection sends ``auth`` with a token
-fetched at that moment, then subscribes to each channel, waiting for every
+fetched at that moment (every connection after the first asks the provider
+for a fresh one, ``force_refresh=True``), then subscribes to each channel, waiting for every
 ack. ``40110``/``40111`` mean "re-auth": the connection is dropped and one
 more is opened with ``force_refresh=True``; if that fails too,
 :class:`AuthenticationError` is raised and the next connection again forces a
@@ -526,6 +527,9 @@ class ParadexWebSocket:
         self._settings = settings or WebSocketSettings()
         self._channels = tuple(channels)
         self._reauth_needed = False
+        # Every connection after the first authenticates with a freshly minted
+        # token (paradex-py #116: a reconnect must never reuse a stale JWT).
+        self._connected_before = False
 
     def __repr__(self) -> str:
         return f"<ParadexWebSocket {self._url} channels={list(self._channels)}>"
@@ -604,7 +608,7 @@ class ParadexWebSocket:
             stack = AsyncExitStack()
             try:
                 connection = await stack.enter_async_context(self._connection())
-                await self._login(connection, force_refresh=self._reauth_needed)
+                await self._login(connection, force_refresh=self._reauth_needed or self._connected_before)
             except _Reauth as exc:
                 await stack.aclose()
                 self._reauth_needed = True
@@ -621,6 +625,7 @@ class ParadexWebSocket:
                 await stack.aclose()
                 raise
             self._reauth_needed = False
+            self._connected_before = True
             break
         async with stack:
             yield connection

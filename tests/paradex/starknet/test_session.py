@@ -103,20 +103,32 @@ async def test_a_reconnect_authenticates_with_a_freshly_minted_token() -> None:
         after = provider.calls[len(before) :]
 
     assert not health.authentication_failing
-    # The first token asked for after the drop (the WebSocket's auth) is a new one, minted then, not the stale one.
+    # The first token asked for after the drop (the WebSocket's auth) is forced fresh: a new one, minted then.
     forced, token = after[0]
-    assert not forced
+    assert forced
     assert token not in {old for _, old in before}
-    # The venue accepted it at once: no 40111, so no forced refresh.
-    assert provider.forced == 0
+    # The venue accepted it at once: every mint succeeded, no 40111.
     assert sim.starknet_auth_counts()["ok"] == provider.inner.mints == len(_tokens(provider))
 
 
-async def test_a_revoked_token_on_reconnect_is_replaced_after_40111() -> None:
+async def test_a_reconnect_mints_even_while_the_cached_token_is_fresh() -> None:
+    """Never reuse a token on a new connection (paradex-py #116), even one that looks valid."""
+    sim = ParadexSimulator(seed=34, accounts=1)
+    async with live_session(sim) as (session, provider, _collector):
+        mints = provider.inner.mints
+        cached = provider.calls[-1][1]
+        assert sim.disconnect_websockets() == 1
+        with anyio.fail_after(DEADLINE):
+            await session.wait_health(lambda h: h.reconnects == 1 and h.state is ConnectionState.LIVE)
+    assert provider.inner.mints == mints + 1
+    assert provider.calls[-1][1] != cached
+
+
+async def test_a_revoked_token_is_never_sent_again_after_a_reconnect() -> None:
     sim = ParadexSimulator(seed=33, accounts=1)
     async with live_session(sim) as (session, provider, _collector):
         current = provider.calls[-1][1]
-        # Still fresh by its exp, but the venue no longer accepts it: the WS answers 40111 and we re-auth.
+        # Still fresh by its exp, but the venue no longer accepts it; the reconnect mints anyway.
         sim.revoke_token(current)
         sim.disconnect_websockets()
         with anyio.fail_after(DEADLINE):
