@@ -472,9 +472,18 @@ class JsonRpcConnection:
     # -- notifications -------------------------------------------------------------
 
     async def next_incoming(self) -> Incoming:
-        """The next notification or discrepancy; raises the connection's failure once it ended."""
+        """The next notification or discrepancy; raises the connection's failure once it ended.
+
+        A buffered notification is returned without yielding to the event
+        loop, so a consumer takes a burst in one go (and the session merges it
+        as one batch, under one ledger commit); it waits only when the buffer
+        is empty.
+        """
         try:
-            return await self._notify_receive.receive()
+            try:
+                return self._notify_receive.receive_nowait()
+            except anyio.WouldBlock:
+                return await self._notify_receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise self._failure or ConnectionLostError("WebSocket connection closed") from None
 

@@ -9,7 +9,8 @@ Two rules live here (the ``Session`` docstring states them for users):
   the ledger when the consumer asks for the next event (``auto_ack``), or
   when it calls :meth:`EventChannel.acknowledge`. Acknowledgements are written
   in batches: when ``ack_batch`` are pending, whenever the consumer has caught
-  up (the channel is empty), and when the session closes.
+  up (the channel is empty and no batch is being put in it), and when the
+  session closes.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ class EventChannel:
         if self._streams is None:
             return 0
         return self._streams[0].statistics().current_buffer_used
+
+    @property
+    def sending(self) -> bool:
+        """True while :meth:`send_all` is putting a batch in the channel."""
+        return self._shield is not None
 
     @property
     def unacknowledged(self) -> int:
@@ -216,7 +222,10 @@ class EventIterator:
             event = receive.receive_nowait()
         except anyio.WouldBlock:
             # The consumer caught up: a good moment to write acknowledgements.
-            channel.flush()
+            # Not while a batch is being delivered, though: its next event is
+            # on its way, and a commit per event would cost an fsync each.
+            if not channel.sending:
+                channel.flush()
             try:
                 event = await receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):

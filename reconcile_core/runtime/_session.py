@@ -85,7 +85,8 @@ class Session:
     with ``redelivery=True``. With ``SessionConfig(auto_ack=False)`` nothing
     is acknowledged automatically: call :meth:`acknowledge` for each handled
     event. Acknowledgements are written when ``ack_batch`` are pending,
-    whenever the consumer has emptied the channel, and on close.
+    whenever the consumer has emptied the channel (between batches), and on
+    close.
 
     **On start**, before connecting, the ledger's unacknowledged entries for
     this account are delivered again, in offset order, marked
@@ -549,9 +550,15 @@ class Session:
     async def _read_hints(self, hints: AsyncIterator[Hint], scope: anyio.CancelScope) -> None:
         error: BaseException
         try:
+            send = self._hints_send
             async for hint in hints:
                 self._last_hint = anyio.current_time()
-                await self._hints_send.send(hint)
+                # No yield while there is room: a burst reaches the merger as one
+                # batch, merged under one ledger commit (group commit).
+                try:
+                    send.send_nowait(hint)
+                except anyio.WouldBlock:
+                    await send.send(hint)
             error = errors.ConnectionLostError("the stream ended")
         except Exception as exc:  # noqa: BLE001 - any stream failure ends this connection only
             error = exc
