@@ -68,6 +68,11 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+# One decoder for every call (as json.loads keeps one for its defaults): building
+# a decoder, and its C scanner, costs as much as decoding a small message.
+_DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_int=_bounded_int, parse_constant=_reject_constant)
+
+
 def decode_json(data: str | bytes) -> object:
     """Decode a JSON document; raise :class:`ParseError` for anything that is not sane JSON.
 
@@ -75,13 +80,12 @@ def decode_json(data: str | bytes) -> object:
     :class:`~decimal.Decimal` (exact), and integers longer than
     ``MAX_JSON_INT_DIGITS`` digits are rejected.
     """
+    # What json.loads does before decoding.
+    if isinstance(data, str) and data.startswith("\ufeff"):
+        raise ParseError("invalid JSON: unexpected UTF-8 BOM")
     try:
-        return json.loads(
-            data,
-            parse_float=Decimal,
-            parse_int=_bounded_int,
-            parse_constant=_reject_constant,
-        )
+        text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
+        return _DECODER.decode(text)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ParseError(f"invalid JSON: {exc}") from exc
 
