@@ -30,6 +30,7 @@ refresh. A channel is never subscribed twice on one socket.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -133,8 +134,15 @@ class Notification:
 
     channel: str
     data: object
-    #: The raw message, for discrepancy excerpts (already redacted).
-    raw: str = attrs.field(repr=False)
+    # The message text, and the secrets to scrub from it: the excerpt is made
+    # only when asked for (redacting every message cost more than parsing it).
+    _text: str = attrs.field(repr=False, alias="raw")
+    _secrets: tuple[str, ...] = attrs.field(default=(), repr=False, kw_only=True, alias="secrets")
+
+    @functools.cached_property
+    def raw(self) -> str:
+        """The raw message, for discrepancy excerpts (truncated and redacted)."""
+        return _excerpt(self._text, self._secrets)
 
 
 Incoming: TypeAlias = Notification | Discrepancy
@@ -394,7 +402,7 @@ class JsonRpcConnection:
             if not isinstance(channel, str) or not isinstance(params, dict) or "data" not in params:
                 self._emit(self._malformed("a subscription message needs params.channel and params.data", text))
                 return
-            self._emit(Notification(channel=channel, data=params["data"], raw=_excerpt(text, self._secrets)))
+            self._emit(Notification(channel=channel, data=params["data"], raw=text, secrets=tuple(self._secrets)))
             return
         logger.debug("ignoring WebSocket message with method %r", str(message.get("method"))[:50])
 
