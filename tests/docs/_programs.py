@@ -33,7 +33,7 @@ ENTRY = "anyio.run(main)"
 
 
 @attrs.frozen
-class Testnet:
+class SimulatedTestnet:
     """The stand-in for Paradex testnet: a simulator served on 127.0.0.1."""
 
     simulator: ParadexSimulator
@@ -51,7 +51,7 @@ class Testnet:
 @contextmanager
 def simulated_testnet(
     monkeypatch: pytest.MonkeyPatch, workdir: Path, *, seed: int = 21, fills: int = 30
-) -> Iterator[Testnet]:
+) -> Iterator[SimulatedTestnet]:
     """A settled simulated account, its credentials in the environment, ``workdir`` as the current directory."""
     simulator = ParadexSimulator(seed=seed, accounts=1, settlement_lag_ms=50)
     simulator.run_until(fills=fills)
@@ -64,24 +64,30 @@ def simulated_testnet(
     monkeypatch.setenv("PARADEX_L2_PRIVATE_KEY", hex(private_key))
     monkeypatch.chdir(workdir)
     with simulator.serve_loopback_sync() as endpoints:
-        yield Testnet(simulator, endpoints, account, token, private_key)
+        yield SimulatedTestnet(simulator, endpoints, account, token, private_key)
 
 
-def load_program(block: Block) -> dict[str, Any]:
-    """Execute a program's definitions (everything but its last line, which must be ``anyio.run(main)``)."""
-    body, _, last = block.code.rstrip().rpartition("\n")
-    assert last == ENTRY, f"{block.where()}: a runnable program ends with {ENTRY!r}, not {last!r}"
+def load_program(block: Block, *, entry: str | None = ENTRY) -> dict[str, Any]:
+    """Execute a program's definitions: everything but its last line, which must be ``entry``.
+
+    With ``entry=None`` the whole block runs (a block that only defines things, like a test module).
+    """
+    body = block.code
+    if entry is not None:
+        body, _, last = block.code.rstrip().rpartition("\n")
+        assert last == entry, f"{block.where()}: a runnable program ends with {entry!r}, not {last!r}"
     namespace: dict[str, Any] = {"__name__": "docs_example"}
     # Pad so that tracebacks give the line number on the page.
     source = "\n" * block.line + body
     exec(compile(source, block.page, "exec"), namespace)  # noqa: S102 - our own docs
-    assert callable(namespace.get("main")), f"{block.where()}: the program defines no main()"
+    if entry is not None:
+        assert callable(namespace.get("main")), f"{block.where()}: the program defines no main()"
     return namespace
 
 
 def run_program(
     block: Block,
-    testnet: Testnet,
+    testnet: SimulatedTestnet,
     *,
     backend: str,
     stop: Callable[[tuple[Any, ...]], bool] = lambda _args: False,
