@@ -46,6 +46,23 @@ def soak(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos end-to-end tests at length: 1000 seeds in-process, 20 over loopback.
+
+    ``CHAOS_SEEDS``, ``CHAOS_START``, ``CHAOS_LOOPBACK_SEEDS`` and ``CHAOS_FILLS``
+    override; each failing seed is listed at the end with the command that replays it.
+    """
+    session.install("-e", ".[test]")
+    env = {
+        "CHAOS_SEEDS": os.environ.get("CHAOS_SEEDS", "1000"),
+        "CHAOS_START": os.environ.get("CHAOS_START", "0"),
+        "CHAOS_LOOPBACK_SEEDS": os.environ.get("CHAOS_LOOPBACK_SEEDS", "20"),
+        "CHAOS_FILLS": os.environ.get("CHAOS_FILLS", "300"),
+    }
+    session.run("pytest", "tests/e2e/test_chaos.py", "-q", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run every ``tests/benchmarks/bench_*.py`` (figures, not tests); posargs go to each script."""
     session.install("-e", ".[test]")

@@ -36,7 +36,8 @@ def loopback_case(seed: int) -> Case:
     )
 
 
-def check(case: Case, tmp_path: Path) -> None:
+def check(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    request.node.user_properties.append(("replay", case.replay_command()))
     try:
         run = anyio.run(run_case, case, tmp_path, backend=case.backend)
     except Exception as exc:
@@ -47,15 +48,15 @@ def check(case: Case, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", range(START, START + SEEDS), ids=lambda s: f"seed{s}")
-def test_in_process(seed: int, tmp_path: Path) -> None:
-    check(in_process_case(seed), tmp_path)
+def test_in_process(seed: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(in_process_case(seed), tmp_path, request)
 
 
 @pytest.mark.parametrize("seed", range(START, START + LOOPBACK_SEEDS), ids=lambda s: f"seed{s}")
-def test_loopback(seed: int, tmp_path: Path) -> None:
-    check(loopback_case(seed), tmp_path)
+def test_loopback(seed: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(loopback_case(seed), tmp_path, request)
 
 
 @pytest.mark.skipif("CHAOS_SEED" not in os.environ, reason="set CHAOS_SEED (and CHAOS_PROFILE, ...) to replay a case")
-def test_replay(tmp_path: Path) -> None:
-    check(case_from_env(dict(os.environ)), tmp_path)
+def test_replay(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(case_from_env(dict(os.environ)), tmp_path, request)
