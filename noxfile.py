@@ -64,10 +64,14 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run every ``tests/benchmarks/bench_*.py`` (figures, not tests); posargs go to each script."""
-    session.install("-e", ".[test]")
+    """Run every ``tests/benchmarks/bench_*.py`` (figures, not tests); posargs go to each script.
+
+    ccxt (the peer in bench_peer) and pyinstrument (for profiling) are
+    installed here only, never in the test extra.
+    """
+    session.install("-e", ".[test]", "ccxt", "pyinstrument")
     for script in sorted(Path("tests/benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs)
+        session.run("python", "-m", f"tests.benchmarks.{script.stem}", *session.posargs)
 
 
 @nox.session(python=PYTHON)
