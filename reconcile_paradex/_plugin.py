@@ -41,6 +41,25 @@ class ParadexVenue:
         except TypeError as exc:
             raise UsageError(f"bad option for the paradex venue: {exc}") from exc
 
+    def run_demo(
+        self,
+        *,
+        seed: int = 1,
+        faults: str = "light",
+        duration: float = 15.0,
+        accounts: int = 2,
+        json_output: bool = False,
+    ) -> int:
+        """``reconcile demo``: the Paradex simulator with faults, real sessions over loopback, a verdict.
+
+        Needs no account and no network (extra ``reconcile-trading[demo]``).
+        Returns 0 when every account converged and every fill was delivered
+        exactly once, else 1. See :mod:`reconcile_paradex._demo`.
+        """
+        from ._demo import run_demo  # noqa: PLC0415 - the simulator and rich load only for the demo
+
+        return run_demo(seed=seed, faults=faults, duration=duration, accounts=accounts, json_output=json_output)
+
 
 #: The entry point ``reconcile_core.venues: paradex = "reconcile_paradex:venue"``.
 venue: Final = ParadexVenue()

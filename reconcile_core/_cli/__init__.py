@@ -27,6 +27,7 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     from ._audit_cmd import add_audit_parser  # noqa: PLC0415 - keep `reconcile --help` light
+    from ._demo_cmd import add_demo_parser  # noqa: PLC0415
     from ._ledger_cmd import add_ledger_parser  # noqa: PLC0415
     from ._run_cmd import add_run_parser  # noqa: PLC0415
     from ._venues_cmd import add_venues_parser  # noqa: PLC0415
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(subparsers)
     add_ledger_parser(subparsers)
     add_venues_parser(subparsers)
+    add_demo_parser(subparsers)
     return parser
 
 
