@@ -77,6 +77,8 @@ def test_the_tutorial_commands_run_in_order(
         for argv in _tutorial_commands():
             if argv[0] == "run" and "--once" not in argv:
                 continue  # runs until stopped: covered by tests/cli
+            if argv[0] == "demo":
+                continue  # runs its own simulator for seconds: covered by tests/e2e/test_demo.py
             # "Run the same command again": the tutorial's --once run goes twice.
             for _ in range(2 if argv[0] == "run" else 1):
                 capsys.readouterr()
