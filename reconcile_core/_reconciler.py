@@ -303,8 +303,21 @@ class AccountReconciler:
 
     def _merge_order(self, order: Order, out: _Out) -> None:
         if order.status is OrderStatus.UNKNOWN:
-            msg = f"order {order.order_id}: UNKNOWN is set by the reconciler, not observed"
-            raise UsageError(msg)
+            # A status the plugin could not map: the observation says nothing
+            # about where the order is in its lifecycle, so it cannot be ranked.
+            # It is reported and skipped; the order is resolved again later.
+            self.stats.stale_observations += 1
+            if self._first_report(("unmapped-status", order.order_id, order.updated_at)):
+                out.events.append(
+                    Discrepancy(
+                        kind=DiscrepancyKind.UNKNOWN_VALUE,
+                        subject=f"order {order.order_id}",
+                        detail="the venue reported a status this library does not know; the update was skipped",
+                        seen="unknown",
+                        severity=Severity.WARNING,
+                    )
+                )
+            return
         order_id = order.order_id
         current = self._orders.get(order_id)
         if current is not None:

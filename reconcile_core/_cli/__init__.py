@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from reconcile_core.errors import AuthenticationError, LedgerError, ReconcileError, TransportError, UsageError
+from reconcile_core.errors import (
+    AuthenticationError,
+    LedgerError,
+    PluginError,
+    ReconcileError,
+    TransportError,
+    UsageError,
+)
 
 from ._output import say_error
 
@@ -71,8 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``reconcile ledger export | head``): not an error.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except ReconcileError as exc:
         if args.debug:
             raise
         say_error(_explain(exc))
-        return EXIT_USAGE if isinstance(exc, UsageError | LedgerError | AuthenticationError) else EXIT_PROBLEM
+        configuration = UsageError | LedgerError | AuthenticationError | PluginError
+        return EXIT_USAGE if isinstance(exc, configuration) else EXIT_PROBLEM

@@ -83,3 +83,39 @@ class TestLedgerCommands:
         with SqliteLedger(ledger_path):
             assert main(["ledger", "stats", "--ledger", str(ledger_path), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["fills"] == 3
+
+
+class TestPipesAndPlugins:
+    """A closed pipe is not an error; an unknown venue is a configuration error."""
+
+    def test_export_into_a_closed_pipe(self, tmp_path: Path) -> None:
+        import subprocess
+        import sys
+
+        path = tmp_path / "big.sqlite"
+        with SqliteLedger(path) as ledger:
+            for i in range(5_000):
+                ledger.record(fill(f"f{i}"))
+            ledger.commit()
+        export = subprocess.Popen(
+            [sys.executable, "-m", "reconcile_core", "ledger", "export", "--ledger", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert export.stdout is not None
+        first = export.stdout.readline()
+        export.stdout.close()  # like `| head -1`
+        _, err = export.communicate(timeout=30)
+        assert json.loads(first)["fill_id"]
+        assert export.returncode == 0
+        assert b"Traceback" not in err
+        assert b"BrokenPipe" not in err
+
+    def test_unknown_venue_exits_2(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("NOPE_TOKEN", "x.eyJzdWIiOiIweDEyMyJ9.y")
+        assert main(["run", "nope", "--ledger", str(tmp_path / "l.sqlite")]) == 2
+        err = capsys.readouterr().err
+        assert "no venue plugin named 'nope'" in err
+        assert "paradex" in err, "it lists what is installed"

@@ -118,9 +118,15 @@ class TestOrders:
         assert r.merge(order(updated_at=10, sequence=1, price=Decimal(1))).events == ()
         assert r.orders["o1"].price == Decimal(2)
 
-    def test_observing_unknown_is_a_usage_error(self) -> None:
-        with pytest.raises(UsageError, match="UNKNOWN"):
-            make().merge(order(status=OrderStatus.UNKNOWN))
+    def test_an_unmapped_status_is_reported_and_skipped(self) -> None:
+        """A status the plugin could not map never crashes, and never changes state."""
+        r = make()
+        r.merge(order(updated_at=1))
+        step = r.merge_open_orders(OpenOrdersSnapshot(orders=(order(status=OrderStatus.UNKNOWN, updated_at=9),)))
+        assert [e.kind for e in step.events if isinstance(e, Discrepancy)] == [DiscrepancyKind.UNKNOWN_VALUE]
+        assert step.needs == (), "the order is listed: its absence is not inferred"
+        assert r.orders["o1"].status is OrderStatus.OPEN
+        assert r.merge(order(status=OrderStatus.UNKNOWN, updated_at=9)).events == (), "reported once"
 
 
 class TestCompleteSnapshots:
