@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import attrs
 import httpx
 
@@ -55,7 +56,15 @@ from reconcile_core import (
 )
 from reconcile_core.runtime import ConnectionState, Health, Session, SessionConfig
 from reconcile_core.sqlite import SqliteLedger
-from reconcile_paradex import ParadexSource, RetryPolicy, TokenBucket, parse_fill, parse_order, parse_position
+from reconcile_paradex import (
+    ParadexSource,
+    RetryPolicy,
+    TokenBucket,
+    TokenProvider,
+    parse_fill,
+    parse_order,
+    parse_position,
+)
 from reconcile_paradex.testing import AccountTruth, FaultSettings, ParadexSimulator
 from reconcile_paradex.testing import _wire as wire
 
@@ -109,6 +118,10 @@ class Case:
     transport: str = "memory"  # or "loopback"
     fills: int = 300
     accounts: int = 1
+    #: Sessions closed and started again (on the same ledger) in the middle of the run.
+    restarts: int = 0
+    #: ``"read-only"`` (one long-lived token) or ``"expiring"`` (short-lived JWTs, refreshed on 401 and 40111).
+    tokens: str = "read-only"
 
     @property
     def label(self) -> str:
@@ -123,6 +136,8 @@ class Case:
             "CHAOS_TRANSPORT": self.transport,
             "CHAOS_FILLS": self.fills,
             "CHAOS_ACCOUNTS": self.accounts,
+            "CHAOS_RESTARTS": self.restarts,
+            "CHAOS_TOKENS": self.tokens,
         }
         assignments = " ".join(f"{name}={shlex.quote(str(value))}" for name, value in env.items())
         return f"{assignments} python -m pytest tests/e2e/test_chaos.py -k replay"
@@ -137,7 +152,35 @@ def case_from_env(environ: dict[str, str]) -> Case:
         transport=environ.get("CHAOS_TRANSPORT", "memory"),
         fills=int(environ.get("CHAOS_FILLS", "300")),
         accounts=int(environ.get("CHAOS_ACCOUNTS", "1")),
+        restarts=int(environ.get("CHAOS_RESTARTS", "0")),
+        tokens=environ.get("CHAOS_TOKENS", "read-only"),
     )
+
+
+class SimulatorTokens:
+    """Short-lived JWTs minted by the simulator, on its virtual clock (a ``TokenProvider``).
+
+    A token is reused until ``margin_ms`` before it expires, so now and then
+    an expired one reaches the venue: REST answers 401 (one refresh, one
+    retry) and the WebSocket ``auth`` answers 40111 (re-auth).
+    """
+
+    def __init__(self, sim: ParadexSimulator, account: str, *, ttl_ms: int, margin_ms: int) -> None:
+        self._sim = sim
+        self._account = account
+        self._ttl_ms = ttl_ms
+        self._margin_ms = margin_ms
+        self._token: str | None = None
+        self._expires = 0
+        self.minted = 0
+
+    async def token(self, *, force_refresh: bool = False) -> str:
+        now = self._sim.now
+        if force_refresh or self._token is None or now >= self._expires - self._margin_ms:
+            self._token = self._sim.issue_token(self._account, ttl_ms=self._ttl_ms)
+            self._expires = now + self._ttl_ms
+            self.minted += 1
+        return self._token
 
 
 class HurriedClock:
@@ -188,10 +231,14 @@ def _blocked(task: asyncio.Task[Any]) -> bool:
 
 
 class Consumer:
-    """Reads a session's events; counts fills and busts; checks order events never go backwards."""
+    """Reads one account's events, across the sessions that follow it; counts fills and busts.
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    Checks within each session that order events never go backwards and
+    that each event's ``previous`` is what the last event said. Can be
+    stalled (it stops taking events) to fill the channel up behind it.
+    """
+
+    def __init__(self) -> None:
         self.fills: Counter[FillKey] = Counter()
         self.redelivered: Counter[FillKey] = Counter()
         self.busts: Counter[str] = Counter()
@@ -202,20 +249,48 @@ class Consumer:
         self.incoherent: list[str] = []
         self.summaries: list[CycleSummary] = []
         self.events = 0
+        self.stalls = 0
         self._last: dict[str, Order] = {}
         self._last_known: dict[str, Order] = {}
         self._changed = anyio.Event()
+        self._resume: anyio.Event | None = None
         self.ended = False
+        #: Set when :meth:`run` returns.
+        self.done: anyio.Event
 
-    async def run(self) -> None:
+    async def run(self, session: Session) -> None:
+        """Take ``session``'s events until it stops."""
+        # A new session knows nothing of what an earlier one said about its orders.
+        self._last = {}
+        self._last_known = {}
+        self.ended = False
+        self.done = anyio.Event()
         try:
-            async for event in self.session.events():
+            async for event in session.events():
                 self.take(event)
                 self._changed.set()
                 self._changed = anyio.Event()
+                if self._resume is not None:
+                    await self._resume.wait()
         finally:
             self.ended = True
             self._changed.set()
+            self.done.set()
+
+    def stall(self) -> None:
+        """Stop taking events (after the current one) until :meth:`resume`."""
+        if self._resume is None:
+            self._resume = anyio.Event()
+            self.stalls += 1
+
+    def resume(self) -> None:
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            resume.set()
+
+    @property
+    def stalled(self) -> bool:
+        return self._resume is not None
 
     def take(self, event: Event) -> None:
         self.events += 1
@@ -259,6 +334,42 @@ class Consumer:
                 await self._changed.wait()
 
 
+class Follower:
+    """One account: its source, its consumer, and the session following it now (restarts make a new one)."""
+
+    def __init__(
+        self, source: ParadexSource, ledger: SqliteLedger, task_group: anyio.abc.TaskGroup, rng: random.Random
+    ) -> None:
+        self.source = source
+        self.ledger = ledger
+        self.consumer = Consumer()
+        self.restarts = 0
+        #: Where the current session's order history starts (``None``: the whole history).
+        self.known_since: int | None = None
+        self._task_group = task_group
+        self._rng = rng
+        self.session: Session
+
+    async def start(self) -> None:
+        self.session = Session(self.source, self.ledger, config=CONFIG, rng=random.Random(self._rng.random()))
+        await self._task_group.start(self.session.run)
+        self._task_group.start_soon(self.consumer.run, self.session)
+
+    async def restart(self) -> None:
+        """Close the session normally and follow the account with a new one on the same ledger.
+
+        If the consumer is stalled, the events still in the channel were never
+        delivered: the new session delivers them first, as redeliveries.
+        """
+        await self.session.close()
+        self.consumer.resume()
+        await self.consumer.done.wait()
+        self.restarts += 1
+        watermark = self.ledger.watermark(venue=VENUE, account=self.source.account)
+        self.known_since = CONFIG.initial_backfill_since if watermark is None else watermark - CONFIG.fill_overlap_ms
+        await self.start()
+
+
 @attrs.frozen(kw_only=True)
 class LedgerView:
     """What the ledger holds for one account's venue fills, read after the sessions closed."""
@@ -293,6 +404,8 @@ class Outcome:
     health: Health
     ledger: LedgerView
     converged_after: int
+    restarts: int = 0
+    known_since: int | None = None
 
 
 @attrs.define
@@ -332,7 +445,7 @@ def capture_error_logs() -> Iterator[list[str]]:
 
 
 def make_source_options(
-    *, account: str, token: str, rest_url: str, ws_url: str, lag_ms: int, seed: int
+    *, account: str, token: str | TokenProvider, rest_url: str, ws_url: str, lag_ms: int, seed: int
 ) -> dict[str, Any]:
     """``ParadexSource`` options for one simulated account: fast retries, small pages, no real waits."""
     return {
@@ -360,11 +473,15 @@ def make_source(
     http_client: httpx.AsyncClient | None,
     lag_ms: int,
     seed: int,
+    token: TokenProvider | None = None,
 ) -> ParadexSource:
-    """A ParadexSource for one simulated account (in-process when ``http_client`` is the simulator's)."""
+    """A ParadexSource for one simulated account (in-process when ``http_client`` is the simulator's).
+
+    ``token`` defaults to a long-lived read-only token.
+    """
     options = make_source_options(
         account=account,
-        token=sim.issue_read_only_token(account),
+        token=token if token is not None else sim.issue_read_only_token(account),
         rest_url=rest_url,
         ws_url=ws_url,
         lag_ms=lag_ms,
@@ -427,78 +544,131 @@ async def _follow(
     path = directory / f"{case.label}.sqlite"
     sources = [
         make_source(
-            sim, account, rest_url=rest_url, ws_url=ws_url, http_client=http, lag_ms=lag_ms, seed=rng.randrange(2**32)
+            sim,
+            account,
+            rest_url=rest_url,
+            ws_url=ws_url,
+            http_client=http,
+            lag_ms=lag_ms,
+            seed=rng.randrange(2**32),
+            token=(
+                SimulatorTokens(sim, account, ttl_ms=rng.randint(1_000, 5_000), margin_ms=rng.choice((0, 200)))
+                if case.tokens == "expiring"
+                else None
+            ),
         )
         for account in sim.accounts
     ]
-    with SqliteLedger(path) as ledger:
-        sessions = [Session(source, ledger, config=CONFIG, rng=random.Random(rng.random())) for source in sources]
-        consumers = [Consumer(session) for session in sessions]
+    # WAL with synchronous=NORMAL: durable across process crashes (what is tested here), not power loss;
+    # it spares the suite an fsync per commit.
+    with SqliteLedger(path, synchronous="normal") as ledger:
         converged: list[int] = []
         try:
             async with anyio.create_task_group() as tg:
-                for session in sessions:
-                    await tg.start(session.run)
-                for consumer in consumers:
-                    tg.start_soon(consumer.run)
+                followers = [Follower(source, ledger, tg, rng) for source in sources]
+                for follower in followers:
+                    await follower.start()
                 with anyio.fail_after(SYNC_DEADLINE):
-                    for session in sessions:
-                        await session.wait_synced()
+                    for follower in followers:
+                        await follower.session.wait_synced()
                 with anyio.fail_after(RUN_DEADLINE):
-                    await _drive(sim, case, rng, sessions, in_process=in_process)
+                    await _drive(sim, case, rng, followers, in_process=in_process)
                     sim.quiesce()
-                    for session, consumer in zip(sessions, consumers, strict=True):
-                        converged.append(await _converge(session, consumer))
-                healths = [session.health() for session in sessions]
-                orders = [dict(session.orders) for session in sessions]
-                positions = [dict(session.positions) for session in sessions]
-                for session in sessions:
-                    await session.close()
+                    converged.extend([await _converge(f.session, f.consumer) for f in followers])
+                healths = [f.session.health() for f in followers]
+                orders = [dict(f.session.orders) for f in followers]
+                positions = [dict(f.session.positions) for f in followers]
+                for follower in followers:
+                    await follower.session.close()
         finally:
             for source in sources:
                 await source.aclose()
         return [
             Outcome(
-                account=source.account,
-                truth=(truth := sim.truth(source.account)),
+                account=f.source.account,
+                truth=(truth := sim.truth(f.source.account)),
                 orders=orders[i],
                 positions=positions[i],
-                consumer=consumers[i],
+                consumer=f.consumer,
                 health=healths[i],
                 ledger=LedgerView.read(ledger, truth),
                 converged_after=converged[i],
+                restarts=f.restarts,
+                known_since=f.known_since,
             )
-            for i, source in enumerate(sources)
+            for i, f in enumerate(followers)
         ]
 
 
 async def _drive(
-    sim: ParadexSimulator, case: Case, rng: random.Random, sessions: list[Session], *, in_process: bool
+    sim: ParadexSimulator, case: Case, rng: random.Random, followers: list[Follower], *, in_process: bool
 ) -> None:
-    """Venue activity in small bursts while the sessions follow, with a few extra shocks.
+    """Venue activity in small bursts while the sessions follow, with extra shocks.
 
     Mostly the venue waits for a reconnecting session (so the stream carries
-    most of the history); now and then it runs on through the outage.
+    most of the history); now and then it runs on through the outage. Now
+    and then a consumer stalls for a while (the channel, the hint buffer and
+    the venue's feed fill up behind it), and ``case.restarts`` times a
+    session is closed and a new one follows the account on the same ledger.
     """
     target = case.fills * case.accounts
-    while sim.venue.fill_count() < target:
+    restart_at = sorted(int(rng.uniform(0.3, 0.9) * target) for _ in range(case.restarts))
+    restarting: dict[int, int] = {}  # follower index -> the iteration its session restarts at
+    stalled: dict[int, int] = {}  # follower index -> the iteration it resumes at
+    iteration = 0
+    while not _enough_fills(sim, case.fills):
+        iteration += 1
         await sim.run(steps=rng.randint(1, 8))
         if in_process:
             await settle()
         else:
             await anyio.sleep(0.003)  # real sockets: give the server thread and the client a moment
+        for index, until in list(stalled.items()):
+            if iteration >= until:
+                followers[index].consumer.resume()
+                del stalled[index]
+        if rng.random() < 0.01:
+            index = rng.randrange(len(followers))
+            followers[index].consumer.stall()
+            stalled[index] = max(stalled.get(index, 0), iteration + rng.randint(5, 80))
+        if restart_at and sim.venue.fill_count() >= restart_at[0]:
+            restart_at.pop(0)
+            index = rng.randrange(len(followers))
+            # Half the time the consumer stalls first, so the restart leaves undelivered fills behind.
+            stalled.pop(index, None)
+            if rng.random() < 0.5:
+                followers[index].consumer.stall()
+                restarting[index] = iteration + rng.randint(3, 30)
+            else:
+                restarting[index] = iteration
+        for index, at in list(restarting.items()):
+            if iteration >= at:
+                del restarting[index]
+                await followers[index].restart()
         patience = rng.random()
         if patience < 0.9:
             # Wait for a reconnecting session: mostly until its pass is done, sometimes only until subscribed.
             ready = _synced if patience < 0.6 else _subscribed
             with anyio.move_on_after(1.0):
-                for session in sessions:
-                    await session.wait_health(ready)
+                for follower in followers:
+                    if not follower.consumer.stalled:  # a stalled consumer holds its session back
+                        await follower.session.wait_health(ready)
         shock = rng.random()
         if shock < 0.004:
             sim.disconnect_websockets(abrupt=rng.random() < 0.5)
         elif shock < 0.008:
             sim.advance(rng.randint(100, 3_000))  # a quiet spell on the venue
+    for index in restarting:
+        await followers[index].restart()
+    for follower in followers:
+        follower.consumer.resume()
+
+
+def _enough_fills(sim: ParadexSimulator, fills: int) -> bool:
+    """Whether every account's history has ``fills`` fills (busted ones included)."""
+    if sim.venue.fill_count() < fills * len(sim.accounts):
+        return False  # cheap: no account can have enough yet
+    return all(len(t.fills) + len(t.busted_fills) >= fills for t in map(sim.truth, sim.accounts))
 
 
 def _subscribed(health: Health) -> bool:
@@ -578,7 +748,13 @@ def _account_problems(outcome: Outcome) -> list[str]:
     # Orders: every truth order known, equal to its newest version; nothing invented.
     expected = truth_orders(truth)
     local = {oid: _comparable_order(o) for oid, o in outcome.orders.items()}
-    missing = sorted(set(expected) - set(local))
+    must_know = set(expected)
+    if outcome.known_since is not None:
+        # A restarted session knows the live orders and the history created since its watermark
+        # (minus the overlap): /orders-history filters on created_at, and order state is not persisted.
+        since = outcome.known_since
+        must_know = {oid for oid, o in expected.items() if o.is_live or o.created_at >= since}
+    missing = sorted(must_know - set(local))
     if missing:
         found.append(f"{len(missing)} venue orders unknown to the session, e.g. {missing[:3]}")
     invented = sorted(set(local) - set(expected))
@@ -629,8 +805,8 @@ def _account_problems(outcome: Outcome) -> list[str]:
         found.append(
             f"busts delivered {dict(consumer.busts - want_busts)} extra, {dict(want_busts - consumer.busts)} missing"
         )
-    if consumer.redelivered:
-        found.append(f"{sum(consumer.redelivered.values())} redeliveries within one process")
+    if consumer.redelivered and not outcome.restarts:
+        found.append(f"{sum(consumer.redelivered.values())} redeliveries without a restart")
     view = outcome.ledger
     for key, fill in unbusted.items():
         stored = view.stored[key]
@@ -672,7 +848,9 @@ def describe(run: Run) -> str:
         parts.append(
             f"fills={len(outcome.truth.fills) + len(outcome.truth.busted_fills)} ws={h.fills_from_stream} "
             f"rest={h.fills_from_rest} dup={h.duplicates_suppressed} reconnects={h.reconnects} "
-            f"passes={h.passes_ok}/{h.passes_failed} final_rounds={outcome.converged_after}"
+            f"passes={h.passes_ok}/{h.passes_failed} final_rounds={outcome.converged_after} "
+            f"restarts={outcome.restarts} stalls={outcome.consumer.stalls} "
+            f"redelivered={sum(outcome.consumer.redelivered.values())}"
         )
     parts.append(f"faults={run.faults}")
     return " ".join(parts)

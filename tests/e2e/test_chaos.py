@@ -2,8 +2,12 @@
 
 In CI: ``CHAOS_SEEDS`` (default 100) seeds in-process, alternating the light
 and heavy fault profiles and the asyncio and trio backends, each history with
-at least ``CHAOS_FILLS`` (default 300) fills; five seeds over real loopback
-sockets. ``nox -s chaos`` runs 1000 seeds (``CHAOS_SEEDS``, ``CHAOS_START``).
+at least ``CHAOS_FILLS`` (default 300) fills per account; five seeds over real
+loopback sockets. The seed also picks the extra shocks: one seed in ten has
+two accounts sharing one ledger, one in five restarts a session in the middle
+(a normal close, then a new session on the same ledger), one in three uses
+short-lived JWTs that expire under the session. Consumers stall at random.
+``nox -s chaos`` runs 1000 seeds (``CHAOS_SEEDS``, ``CHAOS_START``).
 A failing seed names the one command that replays it::
 
     CHAOS_SEED=1234 CHAOS_PROFILE=heavy CHAOS_BACKEND=trio ... python -m pytest tests/e2e/test_chaos.py -k replay
@@ -25,15 +29,22 @@ FILLS = int(os.environ.get("CHAOS_FILLS", "300"))
 LOOPBACK_SEEDS = int(os.environ.get("CHAOS_LOOPBACK_SEEDS", "5"))
 
 
-def in_process_case(seed: int) -> Case:
+def in_process_case(seed: int, transport: str = "memory") -> Case:
     # seed % 4 walks through every (profile, backend) pair.
-    return Case(seed=seed, profile=PROFILES[seed % 2], backend=BACKENDS[seed // 2 % 2], fills=FILLS)
+    return Case(
+        seed=seed,
+        profile=PROFILES[seed % 2],
+        backend=BACKENDS[seed // 2 % 2],
+        transport=transport,
+        fills=FILLS,
+        accounts=2 if seed % 10 == 9 else 1,
+        restarts=1 + seed // 5 % 2 if seed % 5 == 3 else 0,
+        tokens="expiring" if seed % 3 == 1 else "read-only",
+    )
 
 
 def loopback_case(seed: int) -> Case:
-    return Case(
-        seed=seed, profile=PROFILES[seed % 2], backend=BACKENDS[seed // 2 % 2], transport="loopback", fills=FILLS
-    )
+    return in_process_case(seed, transport="loopback")
 
 
 def check(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
