@@ -62,6 +62,7 @@ async def main(args: argparse.Namespace) -> int:
         ws_url=args.ws_url,
         lag_ms=args.lag_ms,
         seed=args.seed,
+        timeout=1.0,
     )
     config = attrs.evolve(CONFIG, request_timeout=1.0)
     async with httpx.AsyncClient(timeout=1.0) as http:

@@ -72,8 +72,9 @@ VENUE = "paradex"
 PROFILES = ("light", "heavy")
 BACKENDS = ("asyncio", "trio")
 
-#: Fast pacing: passes every quarter second, near-instant backoff, short timeouts,
-#: small buffers (so backpressure is exercised) and frequent acknowledgement batches.
+#: Fast pacing: a pass every 50 ms, near-instant backoff, short timeouts (a slow response
+#: fault becomes a timeout), small buffers (so backpressure is exercised) and frequent
+#: acknowledgement batches.
 CONFIG = SessionConfig(
     reconcile_interval=0.05,
     interval_jitter=0.2,
@@ -90,6 +91,14 @@ CONFIG = SessionConfig(
     request_timeout=0.1,
     ack_batch=16,
 )
+#: Real sockets (with the server in a thread of this process) need more time per request.
+LOOPBACK_CONFIG = attrs.evolve(CONFIG, request_timeout=0.5)
+
+
+def config_for(case: Case) -> SessionConfig:
+    return CONFIG if case.transport == "memory" else LOOPBACK_CONFIG
+
+
 #: Discrepancies that must never appear against an honest venue.
 FORBIDDEN = frozenset(
     {
@@ -338,9 +347,15 @@ class Follower:
     """One account: its source, its consumer, and the session following it now (restarts make a new one)."""
 
     def __init__(
-        self, source: ParadexSource, ledger: SqliteLedger, task_group: anyio.abc.TaskGroup, rng: random.Random
+        self,
+        source: ParadexSource,
+        ledger: SqliteLedger,
+        task_group: anyio.abc.TaskGroup,
+        rng: random.Random,
+        config: SessionConfig = CONFIG,
     ) -> None:
         self.source = source
+        self.config = config
         self.ledger = ledger
         self.consumer = Consumer()
         self.restarts = 0
@@ -351,7 +366,7 @@ class Follower:
         self.session: Session
 
     async def start(self) -> None:
-        self.session = Session(self.source, self.ledger, config=CONFIG, rng=random.Random(self._rng.random()))
+        self.session = Session(self.source, self.ledger, config=self.config, rng=random.Random(self._rng.random()))
         await self._task_group.start(self.session.run)
         self._task_group.start_soon(self.consumer.run, self.session)
 
@@ -366,7 +381,8 @@ class Follower:
         await self.consumer.done.wait()
         self.restarts += 1
         watermark = self.ledger.watermark(venue=VENUE, account=self.source.account)
-        self.known_since = CONFIG.initial_backfill_since if watermark is None else watermark - CONFIG.fill_overlap_ms
+        config = self.config
+        self.known_since = config.initial_backfill_since if watermark is None else watermark - config.fill_overlap_ms
         await self.start()
 
 
@@ -445,7 +461,14 @@ def capture_error_logs() -> Iterator[list[str]]:
 
 
 def make_source_options(
-    *, account: str, token: str | TokenProvider, rest_url: str, ws_url: str, lag_ms: int, seed: int
+    *,
+    account: str,
+    token: str | TokenProvider,
+    rest_url: str,
+    ws_url: str,
+    lag_ms: int,
+    seed: int,
+    timeout: float = CONFIG.request_timeout,
 ) -> dict[str, Any]:
     """``ParadexSource`` options for one simulated account: fast retries, small pages, no real waits."""
     return {
@@ -460,7 +483,7 @@ def make_source_options(
         "rate_limiter": TokenBucket(rate=1e9, capacity=1e6),
         "clock": HurriedClock(),
         "rng": random.Random(seed),
-        "timeout": CONFIG.request_timeout,
+        "timeout": timeout,
     }
 
 
@@ -474,6 +497,7 @@ def make_source(
     lag_ms: int,
     seed: int,
     token: TokenProvider | None = None,
+    timeout: float = CONFIG.request_timeout,
 ) -> ParadexSource:
     """A ParadexSource for one simulated account (in-process when ``http_client`` is the simulator's).
 
@@ -486,6 +510,7 @@ def make_source(
         ws_url=ws_url,
         lag_ms=lag_ms,
         seed=seed,
+        timeout=timeout,
     )
     in_process = http_client is not None
     return ParadexSource(**options, http_client=http_client, ws_connector=sim.ws_connector if in_process else None)
@@ -551,6 +576,7 @@ async def _follow(
             http_client=http,
             lag_ms=lag_ms,
             seed=rng.randrange(2**32),
+            timeout=config_for(case).request_timeout,
             token=(
                 SimulatorTokens(sim, account, ttl_ms=rng.randint(1_000, 5_000), margin_ms=rng.choice((0, 200)))
                 if case.tokens == "expiring"
@@ -565,7 +591,7 @@ async def _follow(
         converged: list[int] = []
         try:
             async with anyio.create_task_group() as tg:
-                followers = [Follower(source, ledger, tg, rng) for source in sources]
+                followers = [Follower(source, ledger, tg, rng, config_for(case)) for source in sources]
                 for follower in followers:
                     await follower.start()
                 with anyio.fail_after(SYNC_DEADLINE):
