@@ -27,7 +27,7 @@ from typing import IO, Final
 import anyio
 import attrs
 
-from reconcile_core.errors import UsageError
+from reconcile_core.errors import ReconcileError, UsageError
 from reconcile_core.runtime import Session, SessionConfig
 from reconcile_core.sqlite import SqliteLedger
 
@@ -143,9 +143,26 @@ def run_demo(
     settings = DemoSettings(seed=seed, faults=faults, duration=duration, accounts=accounts)
     view = make_view(json_output=json_output, stream=stream)
     with _quiet_library_logs():
-        result = anyio.run(_demo, settings, view)
+        try:
+            result = anyio.run(_demo, settings, view)
+        except BaseExceptionGroup as group:
+            error = _library_error(group)
+            if error is group:
+                raise
+            raise error from group
     view.finish(result)
     return 0 if result.ok else 1
+
+
+def _library_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The library error inside a task group's exception group (a failing ledger, say), else the group."""
+    matched, _rest = group.split(ReconcileError)
+    while matched is not None:
+        first = matched.exceptions[0]
+        if not isinstance(first, BaseExceptionGroup):
+            return first
+        matched = first
+    return group
 
 
 @contextmanager
@@ -245,28 +262,34 @@ async def _follow(
         )
 
     settled = False
-    async with anyio.create_task_group() as tg:
-        for session in sessions:
-            await tg.start(session.run)
-        for consumer in consumers:
-            tg.start_soon(consumer.run)
-        view.start(settings, progress("connecting"), where=where.removesuffix("/v1"))
-        phase = ["live"]
-        tg.start_soon(_refresh, view, lambda: progress(phase[0]))
-        deadline = anyio.current_time() + settings.duration
-        while anyio.current_time() < deadline:
-            await sim.run(steps=_STEPS_PER_TICK * settings.accounts)
-            await anyio.sleep(_TICK_S)
-        phase[0] = "settling: the venue is quiet, reconciling"
-        sim.quiesce()
-        with anyio.move_on_after(_CONVERGE_S):
-            for session, consumer in zip(sessions, consumers, strict=True):
-                await _converge(session, consumer)
-            settled = True
-        states = [(dict(s.orders), dict(s.positions), s.health()) for s in sessions]
-        for session in sessions:
-            await session.close()
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            for session in sessions:
+                await tg.start(session.run)
+            for consumer in consumers:
+                tg.start_soon(consumer.run)
+            view.start(settings, progress("connecting"), where=where.removesuffix("/v1"))
+            phase = ["live"]
+            tg.start_soon(_refresh, view, lambda: progress(phase[0]))
+            deadline = anyio.current_time() + settings.duration
+            while anyio.current_time() < deadline:
+                await sim.run(steps=_STEPS_PER_TICK * settings.accounts)
+                await anyio.sleep(_TICK_S)
+            phase[0] = "settling: the venue is quiet, reconciling"
+            sim.quiesce()
+            with anyio.move_on_after(_CONVERGE_S):
+                for session, consumer in zip(sessions, consumers, strict=True):
+                    await _converge(session, consumer)
+                settled = True
+            states = [(dict(s.orders), dict(s.positions), s.health()) for s in sessions]
+            for session in sessions:
+                await session.close()
+            tg.cancel_scope.cancel()
+    finally:
+        # Also when a session failed on its own (a ledger error, say): close() releases its channel.
+        with anyio.CancelScope(shield=True):
+            for session in sessions:
+                await session.close()
     view.update(progress("done"))
     reports = [
         verify_account(

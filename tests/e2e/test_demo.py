@@ -13,7 +13,9 @@ import pytest
 from reconcile_core import FillRecorded
 from reconcile_core._cli import _demo_cmd as demo_cmd
 from reconcile_core._cli import main
-from reconcile_core.errors import PluginLoadError, UsageError
+from reconcile_core.errors import LedgerWriteError, PluginLoadError, UsageError
+from reconcile_core.sqlite import SqliteLedger
+from reconcile_paradex import _demo as demo_module
 from reconcile_paradex import _demo_verify
 
 
@@ -160,3 +162,26 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: lis
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_a_failing_ledger_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library error inside the demo's task group reaches the user as itself, not an ExceptionGroup."""
+
+    class FullDisk(SqliteLedger):
+        commits = 0
+
+        def commit(self) -> None:
+            FullDisk.commits += 1
+            if FullDisk.commits > 3:
+                raise LedgerWriteError("the disk is full (simulated)")
+            super().commit()
+
+    monkeypatch.setattr(demo_module, "SqliteLedger", FullDisk)
+    code = main(["demo", "--json", "--duration", "1", "--accounts", "1", "--faults", "none"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("reconcile: error: ledger: ")
+    assert "the disk is full (simulated)" in captured.err
+    assert "Traceback" not in captured.err
