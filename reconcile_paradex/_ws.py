@@ -497,6 +497,8 @@ class JsonRpcConnection:
 
     async def aclose(self) -> None:
         """Close the notification buffer and the transport. Idempotent."""
+        # Both ends: when the handshake failed the reader never ran, and only it closes the send end.
+        self._notify_send.close()
         self._notify_receive.close()
         await self._close_transport()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -297,3 +298,33 @@ async def test_an_error_in_the_body_is_not_wrapped_in_an_exception_group() -> No
                 raise KeyError("consumer bug")
         # the socket was closed on the way out
         await fake.wait_until(lambda: not fake.live_sessions())
+
+
+class _HangsUp(anyio.abc.ByteStream):
+    """A peer that closes the connection before answering the WebSocket upgrade."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def send(self, item: bytes) -> None:
+        pass
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_failed_handshake_leaves_no_stream_open() -> None:
+    """Regression (chaos seed 103): the notification buffer's send side leaked when the handshake failed."""
+
+    async def hang_up(url: str) -> anyio.abc.ByteStream:
+        return _HangsUp()
+
+    fake = FakeParadex()
+    async with paradex_source(fake, ws_connector=hang_up) as source:
+        with pytest.raises(ConnectionLostError, match="during the WebSocket handshake"):
+            async with source.subscribe():
+                pass
+    gc.collect()  # an unclosed memory stream warns here (ResourceWarning: an error in this suite)
