@@ -30,7 +30,7 @@ FILLS = int(os.environ.get("CHAOS_FILLS", "300"))
 LOOPBACK_SEEDS = int(os.environ.get("CHAOS_LOOPBACK_SEEDS", "5"))
 
 
-def in_process_case(seed: int, transport: str = "memory") -> Case:
+def case_for(seed: int, transport: str = "memory") -> Case:
     # seed % 4 walks through every (profile, backend) pair.
     return Case(
         seed=seed,
@@ -45,7 +45,7 @@ def in_process_case(seed: int, transport: str = "memory") -> Case:
 
 
 def loopback_case(seed: int) -> Case:
-    return in_process_case(seed, transport="loopback")
+    return case_for(seed, transport="loopback")
 
 
 def check(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -63,7 +63,7 @@ def check(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
 
 @pytest.mark.parametrize("seed", range(START, START + SEEDS), ids=lambda s: f"seed{s}")
 def test_in_process(seed: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    check(in_process_case(seed), tmp_path, request)
+    check(case_for(seed), tmp_path, request)
 
 
 @pytest.mark.parametrize("seed", range(START, START + LOOPBACK_SEEDS), ids=lambda s: f"seed{s}")
