@@ -7,12 +7,19 @@ follows it, then quiesces the simulator, reconciles until nothing is
 outstanding, and returns what the consumer saw beside the simulator's truth.
 :func:`problems` lists every way the outcome breaks the library's promises:
 
-* the session's orders and positions equal the truth;
+* the session's orders and positions equal the truth (after a restart: the
+  orders the new session must know, see :class:`Follower`);
 * the ledger holds every fill (busted ones marked busted);
 * every unbusted fill reached the consumer exactly once, each bust exactly
-  once, and a busted fill at most once;
-* no order event moved an order backwards;
-* no unhandled exception, no error log, no simulator bug.
+  once, and a busted fill at most once, across restarts too;
+* no order event moved an order backwards, and each event's ``previous`` is
+  what the last event said;
+* no unhandled exception, no error log, no simulator bug, no leaked resource.
+
+Shocks on top of the fault profile: WebSocket disconnects and quiet spells
+on the venue clock, consumers that stall (the channel, the hint buffer and the
+venue's feed fill up behind them), sessions restarted on the same ledger, and
+short-lived tokens (:class:`SimulatorTokens`).
 
 The same seed gives the same venue history and the same fault streams; the
 interleaving with the session depends on timing, so a replay explores the
