@@ -66,7 +66,7 @@ class StateSource(Protocol):
 
     @property
     def venue(self) -> str:
-        """The venue's plugin name, e.g. ``"paradex"``."""
+        """The venue's plugin name (its entry-point name), as used in fill keys."""
         ...
 
     @property

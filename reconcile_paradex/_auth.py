@@ -146,7 +146,7 @@ def jwt_expiry(token: str) -> float | None:
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return float(exp)
+        return float(exp)  # float ok: seconds, not money
     return None
 
 

@@ -92,7 +92,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
     value = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(value)  # float ok: seconds, not money
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)

@@ -232,7 +232,7 @@ def _jwt_claims(token: str) -> Mapping[str, object]:
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    number = float(value)  # float ok: seconds, not money
     return number if math.isfinite(number) else None
 
 
@@ -329,10 +329,10 @@ class StarknetKeyTokenProvider:
             raise UsageError("wall_clock must be a callable returning unix seconds")
         self._http = http_client
         self._wall_clock = wall_clock
-        self._refresh_after = float(refresh_after)
-        self._refresh_margin = float(refresh_margin)
+        self._refresh_after = float(refresh_after)  # float ok: seconds, not money
+        self._refresh_margin = float(refresh_margin)  # float ok: seconds, not money
         self._signature_ttl = signature_ttl
-        self._timeout = float(timeout)
+        self._timeout = float(timeout)  # float ok: seconds, not money
         self._chain_id: str | None = None
         self._cached: Secret | None = None
         self._refresh_at = 0.0
@@ -540,7 +540,7 @@ def _seconds_header(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        seconds = float(value.strip())
+        seconds = float(value.strip())  # float ok: seconds, not money
     except ValueError:
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None

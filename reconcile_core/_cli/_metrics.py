@@ -16,6 +16,11 @@ from reconcile_core.runtime import ConnectionState, Session
 __all__ = ["MetricsServer", "health_metrics", "serve_metrics"]
 
 
+def _value(number: float) -> float:
+    """A Prometheus sample value (a count or a flag, never money)."""
+    return float(number)  # float ok: metric values, not money
+
+
 def health_metrics(session: Session) -> Iterator[tuple[str, str, str, dict[str, str], float]]:
     """(name, type, help, labels, value) for every metric of one session."""
     health = session.health()
@@ -25,9 +30,15 @@ def health_metrics(session: Session) -> Iterator[tuple[str, str, str, dict[str, 
         "gauge",
         "1 when the stream is connected",
         base,
-        float(health.state in (ConnectionState.SYNCING, ConnectionState.LIVE)),
+        _value(health.state in (ConnectionState.SYNCING, ConnectionState.LIVE)),
     )
-    yield "reconcile_synced", "gauge", "1 after a full pass since the last connect", base, float(health.synced)
+    yield (
+        "reconcile_synced",
+        "gauge",
+        "1 after a full pass since the last connect",
+        base,
+        _value(health.synced),
+    )
     if health.last_reconcile_at is not None:
         yield (
             "reconcile_last_reconcile_timestamp_seconds",
@@ -54,22 +65,28 @@ def health_metrics(session: Session) -> Iterator[tuple[str, str, str, dict[str, 
         "reconcile_passes_failed_total": (health.passes_failed, "reconciliation passes that failed"),
     }
     for name, (value, text) in counters.items():
-        yield name, "counter", text, base, float(value)
+        yield name, "counter", text, base, _value(value)
     for kind, count in health.discrepancies.items():
         yield (
             "reconcile_discrepancies_total",
             "counter",
             "discrepancies by kind",
             {**base, "kind": kind.value},
-            float(count),
+            _value(count),
         )
-    yield "reconcile_unknown_orders", "gauge", "orders the venue cannot account for", base, float(health.unknown_orders)
+    yield (
+        "reconcile_unknown_orders",
+        "gauge",
+        "orders the venue cannot account for",
+        base,
+        _value(health.unknown_orders),
+    )
     yield (
         "reconcile_unacknowledged",
         "gauge",
         "delivered fills not yet acknowledged",
         base,
-        float(health.unacknowledged),
+        _value(health.unacknowledged),
     )
 
 

@@ -27,7 +27,7 @@ __all__ = ["add_source_arguments", "build_source", "check_source", "ledger_path"
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("venue", help="the venue plugin, e.g. paradex (see 'reconcile venues')")
+    parser.add_argument("venue", help="the venue plugin's name (see 'reconcile venues')")
     where = parser.add_argument_group("where the venue is")
     where.add_argument("--env", choices=("testnet", "prod"), default="testnet", help="the venue's environment")
     where.add_argument("--rest-url", help="a custom REST base URL, e.g. a local simulator (needs --ws-url)")
