@@ -67,6 +67,11 @@ class SessionConfig:
     retry_max: float = attrs.field(default=60.0, validator=_positive)
     #: Each backoff delay is reduced by a random fraction up to this much.
     backoff_jitter: float = attrs.field(default=0.2, validator=_fraction)
+    #: While the stream cannot connect (or keeps dropping), a full REST pass
+    #: still runs at most this often (seconds): REST is the truth, so a dead
+    #: stream (say, a venue that refuses the token on its WebSocket) degrades
+    #: the session to REST polling instead of stopping reconciliation.
+    offline_pass_interval: float = attrs.field(default=30.0, validator=_positive)
     #: Run a full pass when the stream has been silent this long (seconds)
     #: while orders are live: a quiet stream may be a dead one.
     silence_timeout: float = attrs.field(default=60.0, validator=_positive)

@@ -57,7 +57,10 @@ class Session:
     by hints (a gap) are served promptly. Triggered work runs at most once per
     ``trigger_min_interval``. Failed reads become ``SOURCE_ERROR``
     discrepancies and are retried with backoff; lost connections are retried
-    with exponential backoff and jitter. No terminal order state is ever
+    with exponential backoff and jitter. While the stream cannot connect, a
+    full REST pass still runs every ``offline_pass_interval`` (and on
+    :meth:`reconcile_now`): the session degrades to REST polling, it does not
+    stop reconciling (it is not *synced* until the stream is back). No terminal order state is ever
     invented: an order the venue cannot account for is ``UNKNOWN`` and is
     retried.
 
@@ -173,6 +176,7 @@ class Session:
         self._last_hint = 0.0
         self._gap_raised = False
         self._manual_reason: str | None = None
+        self._last_pass_end = -math.inf
         self._passes_started = 0
         self._passes_finished = 0
         self._summaries: dict[int, CycleSummary] = {}
@@ -262,7 +266,7 @@ class Session:
     async def reconcile_now(self, *, reason: str = "manual") -> CycleSummary:
         """Run a full pass that starts after this call, wait for it, and return its summary.
 
-        While disconnected, the pass after the reconnect counts. The summary's
+        While disconnected, a REST-only pass runs at once. The summary's
         ``ok`` says whether the pass succeeded (a failed one is retried with
         backoff anyway). Raises :class:`~reconcile_core.errors.UsageError` if
         the session stops first.
@@ -511,7 +515,30 @@ class Session:
             self._set_state(ConnectionState.BACKOFF)
             delay = self._reconnect_backoff.delay(attempt, self._rng)
             attempt += 1
-            await anyio.sleep(delay)
+            await self._offline_wait(delay)
+
+    async def _offline_wait(self, delay: float) -> None:
+        """Wait ``delay`` seconds before reconnecting, reconciling over REST meanwhile.
+
+        A full pass runs when one is due (none finished for
+        ``offline_pass_interval``) or asked for (:meth:`reconcile_now`). It
+        does not make the session *synced* (that needs the stream), but fills
+        and orders keep flowing while the stream is down.
+        """
+        interval = self._config.offline_pass_interval
+        deadline = anyio.current_time() + delay
+        while True:
+            now = anyio.current_time()
+            if self._manual_reason is not None or now >= self._last_pass_end + interval:
+                reason = self._manual_reason or "offline"
+                self._manual_reason = None
+                await self._full_pass(reason, connected=False)
+                now = anyio.current_time()
+            if now >= deadline:
+                return
+            wakeup = self._wakeup_event()
+            with anyio.move_on_after(max(0.0, min(deadline, self._last_pass_end + interval) - now)):
+                await wakeup.wait()
 
     async def _subscribe(self, stack: AsyncExitStack, deadline: anyio.CancelScope) -> AsyncIterator[Hint]:
         hints = await stack.enter_async_context(self._source.subscribe())
@@ -634,16 +661,17 @@ class Session:
                 needs_due = math.inf
                 needs_failures = 0
 
-    async def _full_pass(self, reason: str) -> bool:
+    async def _full_pass(self, reason: str, *, connected: bool = True) -> bool:
         self._passes_started += 1
         sequence = self._passes_started
         summary = await self._passes.full_pass(reason)
+        self._last_pass_end = anyio.current_time()
         metrics = self._metrics
         if summary.ok:
             metrics.passes_ok += 1
             metrics.last_reconcile_at = summary.started_at
             metrics.last_reconcile_duration_ms = summary.duration_ms
-            if not self._synced:
+            if connected and not self._synced:
                 self._synced = True
                 self._set_state(ConnectionState.LIVE)
         else:
