@@ -304,7 +304,10 @@ async def handle_websocket(context: ServerContext, scope: Scope, receive: Receiv
     if scope.get("path", "").rstrip("/") != "/v1":
         await send({"type": "websocket.close", "code": 1008})
         return
-    await send({"type": "websocket.accept"})
+    try:
+        await send({"type": "websocket.accept"})
+    except OSError:
+        return  # the client left during the handshake: normal, not a simulator bug
     connection = WsConnection(context, send)
     context.register(connection)
     try:

@@ -235,3 +235,17 @@ async def test_errors_in_the_body_leave_the_simulator_unwrapped() -> None:
     async with sim:
         client = await authed_ws(sim, sim.ws_connector, sim.ws_url, sim.accounts[0], ["fills.ALL"])
         await client.aclose()
+
+
+async def test_a_client_leaving_during_the_handshake_is_not_a_simulator_bug() -> None:
+    """The accept lands on a closed peer: normal client behaviour, not an error of the simulator."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import Request
+
+    sim = ParadexSimulator(seed=5, accounts=1)
+    async with sim:
+        for _ in range(5):
+            stream = await sim.ws_connector(sim.ws_url)
+            await stream.send(WSConnection(ConnectionType.CLIENT).send(Request(host="sim", target="/v1")))
+            await stream.aclose()
+    assert sim.server_errors == ()
