@@ -185,7 +185,9 @@ class AccountReconciler:
         """Merge a complete positions snapshot.
 
         A locally non-flat position absent from the snapshot, and older than
-        its ``as_of``, is flat at ``as_of``.
+        its ``as_of``, is flat at ``as_of``. Without ``as_of`` (an empty
+        list), absence proves nothing: it is a ``POSITION_MISMATCH``
+        discrepancy, reported once per local version.
         """
         out = _Out()
         listed: set[str] = set()
@@ -206,6 +208,24 @@ class AccountReconciler:
                     source=Source.REST,
                 )
                 self._merge_position(flat, out, inferred=True)
+        elif snapshot.complete:
+            # No time to judge absence by (an empty list, say): a venue that lists
+            # only open positions may be saying "flat", or a lagging replica may
+            # be missing one. Say so instead of guessing either way.
+            for instrument, (_, current) in self._positions.items():
+                if instrument in listed or current.size == 0:
+                    continue
+                if self._first_report(("absent-position", instrument, current.updated_at)):
+                    out.events.append(
+                        Discrepancy(
+                            kind=DiscrepancyKind.POSITION_MISMATCH,
+                            subject=f"position {instrument}",
+                            detail="non-flat locally but absent from a complete positions snapshot without a time",
+                            expected=str(current.size),
+                            seen="absent",
+                            severity=Severity.WARNING,
+                        )
+                    )
         return out.step()
 
     def resolve_failed(self, order_id: str, *, reason: str) -> MergeStep:

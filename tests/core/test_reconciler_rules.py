@@ -205,6 +205,14 @@ class TestCompleteSnapshots:
         r.merge_positions(PositionsSnapshot(positions=(), as_of=200))
         assert r.positions["BTC-PERP"].size == Decimal("0.5")
 
+    def test_absent_position_without_a_time_is_reported_not_flattened(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", updated_at=100))
+        step = r.merge_positions(PositionsSnapshot(positions=(), as_of=None))
+        assert [e.kind for e in step.events if isinstance(e, Discrepancy)] == [DiscrepancyKind.POSITION_MISMATCH]
+        assert r.positions["BTC-PERP"].size == Decimal("0.5")
+        assert r.merge_positions(PositionsSnapshot(positions=(), as_of=None)).events == (), "reported once"
+
     def test_real_update_at_snapshot_time_beats_inferred_flat(self) -> None:
         r = make()
         r.merge(position("BTC-PERP", updated_at=100))
