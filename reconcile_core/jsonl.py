@@ -43,7 +43,7 @@ from ._events import (
 from ._types import Fill
 from .errors import UsageError
 
-__all__ = ["EVENT_TYPES", "REQUIRED_FIELDS", "dumps", "encode_event"]
+__all__ = ["EVENT_TYPES", "FILL_FIELDS", "REQUIRED_FIELDS", "dumps", "encode_event", "encode_fill"]
 
 #: The ``"type"`` values of the contract.
 EVENT_TYPES = ("fill", "fill_busted", "order", "position", "discrepancy", "cycle")
@@ -77,7 +77,8 @@ def _dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _fill(fill: Fill) -> dict[str, Any]:
+def encode_fill(fill: Fill) -> dict[str, Any]:
+    """One fill as the JSON-ready fields of a ``fill`` line (without ``type``, ``offset``, ``redelivery``)."""
     return {
         "account": fill.key.account,
         "venue": fill.key.venue,
@@ -99,10 +100,32 @@ def _fill(fill: Fill) -> dict[str, Any]:
     }
 
 
+#: The fields of an encoded fill, in output order (also the CSV columns of ``reconcile ledger export``).
+FILL_FIELDS = (
+    "account",
+    "venue",
+    "fill_id",
+    "fill_type",
+    "kind",
+    "order_id",
+    "client_id",
+    "market",
+    "side",
+    "price",
+    "size",
+    "fee",
+    "fee_currency",
+    "liquidity",
+    "realized_pnl",
+    "created_at",
+    "source",
+)
+
+
 def encode_event(event: Event, *, account: str) -> dict[str, Any]:
     """One event as a JSON-ready dict following the contract above."""
     if isinstance(event, FillRecorded):
-        return {"type": "fill", **_fill(event.fill), "offset": event.offset, "redelivery": event.redelivery}
+        return {"type": "fill", **encode_fill(event.fill), "offset": event.offset, "redelivery": event.redelivery}
     if isinstance(event, FillBusted):
         bust = event.bust
         return {
@@ -114,7 +137,7 @@ def encode_event(event: Event, *, account: str) -> dict[str, Any]:
             "source": bust.source.value,
             "offset": event.offset,
             "redelivery": event.redelivery,
-            "fill": None if event.fill is None else _fill(event.fill),
+            "fill": None if event.fill is None else encode_fill(event.fill),
         }
     if isinstance(event, OrderUpdated):
         order = event.order

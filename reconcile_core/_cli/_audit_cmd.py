@@ -126,23 +126,21 @@ async def audit(
         for key, fill in sorted(venue_fills.items(), key=lambda kv: kv[1].time)
         if fill.time <= settled and ledger.get(key) is None
     )
-    rows.extend(
-        AuditRow("fill not on venue", str(fill.key), "listed by the venue", "absent")
-        for fill in ledger.iter_fills(venue=venue, account=account)
-        if since <= fill.time <= settled
-        and fill.key not in venue_fills
-        and not ledger.is_busted(venue=venue, account=account, fill_id=fill.key.fill_id)
-    )
+    # One read of the ledger serves both checks: fills the venue does not list,
+    # and the signed totals that must explain the venue's positions.
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in ledger.iter_fills(venue=venue, account=account):
+        if ledger.is_busted(venue=venue, account=account, fill_id=fill.key.fill_id):
+            continue
+        totals[fill.instrument] += fill.signed_size
+        if since <= fill.time <= settled and fill.key not in venue_fills:
+            rows.append(AuditRow("fill not on venue", str(fill.key), "listed by the venue", "absent"))
     rows.extend(
         AuditRow("bust missing from ledger", f"fill {fill_id}", "busted", "not busted")
         for fill_id in sorted(busts)
         if not ledger.is_busted(venue=venue, account=account, fill_id=fill_id)
     )
 
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for fill in ledger.iter_fills(venue=venue, account=account):
-        if not ledger.is_busted(venue=venue, account=account, fill_id=fill.key.fill_id):
-            totals[fill.instrument] += fill.signed_size
     venue_sizes = {p.instrument: p.size for p in positions.positions}
     for instrument in sorted(set(totals) | set(venue_sizes)):
         expected, seen = venue_sizes.get(instrument, Decimal(0)), totals.get(instrument, Decimal(0))

@@ -8,35 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from reconcile_core._events import FillRecorded
 from reconcile_core.errors import UsageError
-from reconcile_core.jsonl import encode_event
+from reconcile_core.jsonl import FILL_FIELDS, encode_fill
 from reconcile_core.sqlite import SqliteLedger
 
 from ._output import print_table
 from ._paths import default_ledger_path
 
 __all__ = ["add_ledger_parser"]
-
-CSV_FIELDS = (
-    "account",
-    "venue",
-    "fill_id",
-    "fill_type",
-    "kind",
-    "order_id",
-    "client_id",
-    "market",
-    "side",
-    "price",
-    "size",
-    "fee",
-    "fee_currency",
-    "liquidity",
-    "realized_pnl",
-    "created_at",
-    "source",
-)
 
 
 def add_ledger_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,16 +76,14 @@ def _export(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         out = args.output.open("w", newline="", encoding="utf-8") if args.output else sys.stdout
         try:
-            writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore") if args.format == "csv" else None
+            writer = csv.DictWriter(out, fieldnames=FILL_FIELDS) if args.format == "csv" else None
             if writer is not None:
                 writer.writeheader()
             for fill in ledger.iter_fills(venue=args.venue, account=args.account):
-                row = encode_event(FillRecorded(fill=fill, offset=0), account=fill.key.account)
+                row = encode_fill(fill)
                 if writer is not None:
                     writer.writerow(row)
                 else:
-                    row.pop("offset", None)
-                    row.pop("redelivery", None)
                     out.write(json.dumps(row, separators=(",", ":")) + "\n")
         finally:
             if args.output:
