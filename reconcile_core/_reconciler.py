@@ -349,8 +349,9 @@ class AccountReconciler:
                 # Venue evidence for the order as we know it: resolves UNKNOWN.
                 self._needs.pop(("resolve", order_id), None)
                 if order_id in self._unknown:
+                    previous = self._effective(current)
                     self._unknown.discard(order_id)
-                    out.events.append(OrderUpdated(order=current, previous=self._effective_prev(current)))
+                    out.events.append(OrderUpdated(order=current, previous=previous))
                 return
         previous = None if current is None else self._effective(current)
         self._unknown.discard(order_id)
@@ -362,9 +363,6 @@ class AccountReconciler:
             self._terminal[order_id] = None
             self._terminal.move_to_end(order_id)
             self._evict()
-
-    def _effective_prev(self, order: Order) -> Order:
-        return attrs.evolve(order, status=OrderStatus.UNKNOWN)
 
     def _evict(self) -> None:
         while len(self._terminal) > self.max_terminal_orders:
