@@ -349,9 +349,9 @@ class AccountReconciler:
                 # Venue evidence for the order as we know it: resolves UNKNOWN.
                 self._needs.pop(("resolve", order_id), None)
                 if order_id in self._unknown:
-                    previous = self._effective(current)
+                    shown = self._effective(current)
                     self._unknown.discard(order_id)
-                    out.events.append(OrderUpdated(order=current, previous=previous))
+                    out.events.append(OrderUpdated(order=current, previous=shown))
                 return
         previous = None if current is None else self._effective(current)
         self._unknown.discard(order_id)
