@@ -12,6 +12,7 @@ unit venues use at their boundary. Money and quantities are
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -139,9 +140,34 @@ class Liquidity(enum.Enum):
     UNKNOWN = "unknown"
 
 
-_str = v.instance_of(str)
-_optional_str = v.optional(_str)
-_optional_int = v.optional(v.instance_of(int))
+# Plain functions rather than ``attrs.validators.instance_of`` objects: the
+# same checks and messages, at about half the cost per field (a fill or an
+# order is built for every message a venue sends).
+def _instance_of(cls: type) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """A validator: ``value`` is an instance of ``cls`` (what ``attrs.validators.instance_of`` checks)."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value.__class__ is not cls and not isinstance(value, cls):
+            msg = f"'{attribute.name}' must be {cls!r} (got {value!r} that is a {value.__class__!r})."
+            raise TypeError(msg, attribute, cls, value)
+
+    return check
+
+
+def _optional_instance_of(cls: type) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """A validator: ``value`` is ``None`` or an instance of ``cls``."""
+    inner = _instance_of(cls)
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            inner(inst, attribute, value)
+
+    return check
+
+
+_str = _instance_of(str)
+_optional_str = _optional_instance_of(str)
+_optional_int = _optional_instance_of(int)
 
 
 def _nonempty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -216,22 +242,22 @@ class Fill:
     one fill.
     """
 
-    key: FillKey = attrs.field(validator=v.instance_of(FillKey))
-    kind: FillKind = attrs.field(validator=v.instance_of(FillKind))
+    key: FillKey = attrs.field(validator=_instance_of(FillKey))
+    kind: FillKind = attrs.field(validator=_instance_of(FillKind))
     #: The order this fill executed, or ``None`` for fills without an order
     #: (some liquidation, transfer and settlement fills).
     order_id: str | None = attrs.field(validator=_optional_str)
     instrument: str = attrs.field(validator=_nonempty)
-    side: Side = attrs.field(validator=v.instance_of(Side))
+    side: Side = attrs.field(validator=_instance_of(Side))
     price: Decimal = attrs.field(validator=_finite)
     size: Decimal = attrs.field(validator=_finite_nonnegative)
     #: Fee paid; negative means a rebate.
     fee: Decimal = attrs.field(validator=_finite)
     fee_currency: str = attrs.field(validator=_str)
-    liquidity: Liquidity = attrs.field(validator=v.instance_of(Liquidity))
+    liquidity: Liquidity = attrs.field(validator=_instance_of(Liquidity))
     #: Venue time of the fill, ms since the epoch.
     time: int = attrs.field(validator=_ms)
-    source: Source = attrs.field(validator=v.instance_of(Source))
+    source: Source = attrs.field(validator=_instance_of(Source))
     client_id: str | None = attrs.field(default=None, validator=_optional_str)
     realized_pnl: Decimal | None = attrs.field(default=None, validator=_optional_finite)
 
@@ -271,7 +297,7 @@ class FillBust:
     account: str = attrs.field(validator=_nonempty)
     fill_id: str = attrs.field(validator=_nonempty)
     time: int = attrs.field(validator=_ms)
-    source: Source = attrs.field(validator=v.instance_of(Source))
+    source: Source = attrs.field(validator=_instance_of(Source))
 
 
 @attrs.frozen(kw_only=True)
@@ -285,14 +311,14 @@ class Order:
     order_id: str = attrs.field(validator=_nonempty)
     client_id: str | None = attrs.field(validator=_optional_str)
     instrument: str = attrs.field(validator=_nonempty)
-    side: Side = attrs.field(validator=v.instance_of(Side))
-    type: OrderType = attrs.field(validator=v.instance_of(OrderType))
+    side: Side = attrs.field(validator=_instance_of(Side))
+    type: OrderType = attrs.field(validator=_instance_of(OrderType))
     #: Limit price; ``None`` for market orders.
     price: Decimal | None = attrs.field(validator=_optional_finite)
     quantity: Decimal = attrs.field(validator=_finite_nonnegative)
     filled_quantity: Decimal = attrs.field(validator=_finite_nonnegative)
     average_fill_price: Decimal | None = attrs.field(validator=_optional_finite)
-    status: OrderStatus = attrs.field(validator=v.instance_of(OrderStatus))
+    status: OrderStatus = attrs.field(validator=_instance_of(OrderStatus))
     #: Why a terminal order ended without filling (venue's own code), else ``None``.
     cancel_reason: str | None = attrs.field(validator=_optional_str)
     created_at: int = attrs.field(validator=_ms)
@@ -300,7 +326,7 @@ class Order:
     updated_at: int = attrs.field(validator=_ms)
     #: The venue's per-update sequence number. Only comparable within one source.
     sequence: int | None = attrs.field(validator=_optional_int)
-    source: Source = attrs.field(validator=v.instance_of(Source))
+    source: Source = attrs.field(validator=_instance_of(Source))
 
     @property
     def remaining_quantity(self) -> Decimal:
@@ -326,7 +352,7 @@ class Position:
     updated_at: int = attrs.field(validator=_ms)
     #: The venue's per-update sequence number. Only comparable within one source.
     sequence: int | None = attrs.field(validator=_optional_int)
-    source: Source = attrs.field(validator=v.instance_of(Source))
+    source: Source = attrs.field(validator=_instance_of(Source))
 
 
 @attrs.frozen(kw_only=True)
@@ -344,7 +370,7 @@ class OpenOrdersSnapshot:
     instrument: str | None = attrs.field(default=None, validator=_optional_str)
     #: Rows that failed to parse or carried unknown values, as discrepancies
     #: the runtime delivers to the consumer.
-    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=v.instance_of(tuple))
+    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=_instance_of(tuple))
 
 
 @attrs.frozen(kw_only=True)
@@ -361,4 +387,4 @@ class PositionsSnapshot:
     as_of: int | None = attrs.field(default=None, validator=v.optional(_ms))
     complete: bool = True
     #: Rows that failed to parse or carried unknown values (see ``OpenOrdersSnapshot``).
-    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=v.instance_of(tuple))
+    problems: tuple[Discrepancy, ...] = attrs.field(default=(), validator=_instance_of(tuple))

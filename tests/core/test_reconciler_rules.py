@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -351,6 +352,29 @@ class TestValueTypes:
     def test_rejects_negative_time(self) -> None:
         with pytest.raises(ValueError, match="milliseconds"):
             order(updated_at=-1)
+
+    @pytest.mark.parametrize(
+        ("build", "field", "value"),
+        [
+            (lambda v: fill("f1", side=v), "side", "buy"),
+            (lambda v: order(status=v), "status", "open"),
+            (lambda v: order(client_id=v), "client_id", 7),
+            (lambda v: order(sequence=v), "sequence", "1"),
+            (lambda v: fill("f1", fee_currency=v), "fee_currency", None),
+        ],
+    )
+    def test_wrong_type_is_a_type_error_naming_the_field(self, build: Any, field: str, value: object) -> None:
+        # The same error, and message, as attrs.validators.instance_of gives.
+        with pytest.raises(TypeError) as caught:
+            build(value)
+        assert caught.value.args[0].startswith(f"'{field}' must be <")
+        assert caught.value.args[3] == value
+
+    def test_subclass_instances_are_accepted(self) -> None:
+        class Text(str):
+            __slots__ = ()
+
+        assert fill("f1", fee_currency=Text("USDC")).fee_currency == "USDC"
 
     def test_frozen(self) -> None:
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
