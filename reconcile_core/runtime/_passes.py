@@ -97,22 +97,54 @@ class Reconciliation:
         open_pages: Callable[[], AsyncIterator[Page[T]]],
         on_page: Callable[[Page[T]], Awaitable[None]],
     ) -> None:
-        """Read every page of a paginated read (each page under the timeout)."""
+        """Read every page of a paginated read (each page under the timeout), in order.
+
+        The next page is read while ``on_page`` merges the current one (one
+        page ahead, never more): the venue's time to answer, and the network's
+        round trip, overlap with the merge instead of adding to it. Pages are
+        handed on in the order they were read, and a failure to read a page
+        is raised after every page before it was handed on, as without the
+        read-ahead. A page read ahead of a failing ``on_page`` is dropped
+        unmerged (the next pass reads it again).
+        """
         try:
             iterator = open_pages().__aiter__()
         except Exception as exc:
             raise SourceFailedError(what, exc) from exc
-        try:
-            while True:
-                try:
-                    page = await self.call(what, iterator.__anext__)
-                except SourceFailedError as failed:
-                    if isinstance(failed.error, StopAsyncIteration):
+        # Buffer 0: the reader holds the page it read until the merger takes it.
+        send, receive = anyio.create_memory_object_stream[Page[T] | SourceFailedError](0)
+
+        async def read_ahead() -> None:
+            async with send:
+                while True:
+                    try:
+                        page = await self.call(what, iterator.__anext__)
+                    except SourceFailedError as failed:
+                        if not isinstance(failed.error, StopAsyncIteration):
+                            await send.send(failed)  # raised by the merger, in its own context
                         return
-                    raise
-                await on_page(page)
+                    await send.send(page)
+
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as reader:
+                reader.start_soon(read_ahead, name=f"read ahead: {what}")
+                # Failures are raised after the task group, never from inside it:
+                # a task group may wrap what its body raises in an exception group.
+                try:
+                    async with receive:
+                        async for item in receive:
+                            if isinstance(item, SourceFailedError):
+                                failure = item
+                                break
+                            await on_page(item)
+                except Exception as exc:  # noqa: BLE001 - re-raised below, as it is
+                    failure = exc
+                reader.cancel_scope.cancel()
         finally:
             await _close_quietly(iterator)
+        if failure is not None:
+            raise failure
 
     async def venue_time(self) -> int:
         """The venue clock, read from the source."""
