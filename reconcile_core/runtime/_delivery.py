@@ -128,9 +128,18 @@ class EventChannel:
             return
         with anyio.CancelScope(shield=True) as scope:
             self._shield = scope
+            send = self._send
             try:
+                # One yield per batch, then none per event while there is room (a
+                # yield costs more than the put): the consumer runs when the channel
+                # is full. Nothing yields after the last put, so the batch is fully
+                # sent (``sending`` is false) by the time the consumer runs again.
+                await anyio.lowlevel.checkpoint()
                 for event in events:
-                    await self._send.send(event)
+                    try:
+                        send.send_nowait(event)
+                    except anyio.WouldBlock:
+                        await send.send(event)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return
             finally:

@@ -62,11 +62,18 @@ class _CheckingSend:
         self.ledger = ledger
         self.checked = 0
 
-    async def send(self, event: Event) -> None:
+    def _check(self, event: Event) -> None:
         if isinstance(event, FillRecorded | FillBusted):
             assert event.offset not in self.ledger.uncommitted, "delivered before commit"
             self.checked += 1
+
+    async def send(self, event: Event) -> None:
+        self._check(event)
         await self.inner.send(event)
+
+    def send_nowait(self, event: Event) -> None:
+        self.inner.send_nowait(event)  # raises WouldBlock when full: then send() is called
+        self._check(event)
 
     def close(self) -> None:
         self.inner.close()
