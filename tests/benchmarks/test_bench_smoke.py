@@ -33,7 +33,7 @@ def test_ingest(tmp_path: Path) -> None:
 def test_backfill(tmp_path: Path) -> None:
     result = bench_backfill.measure(600, 1, tmp_path)
     assert result["fills"] == 600
-    assert set(result["figures"]) == {"baseline", "source", "backfill"}
+    assert set(result["figures"]) == {"baseline", "source", "backfill", "session"}
     _rates(result["figures"])
     assert "REST backfill" in bench_backfill.report(result, machine())
 
