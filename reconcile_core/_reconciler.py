@@ -46,7 +46,7 @@ from ._types import (
     PositionsSnapshot,
     Source,
 )
-from ._versions import order_version, position_version
+from ._versions import compare_order_versions, position_version
 from .errors import UsageError
 from .typing import FillLedger, Observation
 
@@ -341,11 +341,11 @@ class AccountReconciler:
         order_id = order.order_id
         current = self._orders.get(order_id)
         if current is not None:
-            new_key, cur_key = order_version(order), order_version(current)
-            if new_key < cur_key:
+            newer = compare_order_versions(order, current)
+            if newer < 0:
                 self.stats.stale_observations += 1
                 return
-            if new_key == cur_key:
+            if newer == 0:
                 # Venue evidence for the order as we know it: resolves UNKNOWN.
                 self._needs.pop(("resolve", order_id), None)
                 if order_id in self._unknown:

@@ -94,23 +94,25 @@ class OrderStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """True for the absorbing states ``FILLED``, ``CANCELED`` and ``REJECTED``."""
-        return self in _TERMINAL
+        return self._value_ in _TERMINAL
 
     @property
     def rank(self) -> int:
         """Position in the lifecycle, used as a version tie-break."""
-        return _RANK[self]
+        return _RANK[self._value_]
 
 
-_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
+# Keyed by value: an enum member's own hash is a Python-level call, a str's
+# is cached (these are read for every order merged).
+_TERMINAL = frozenset({OrderStatus.FILLED.value, OrderStatus.CANCELED.value, OrderStatus.REJECTED.value})
 _RANK = {
-    OrderStatus.UNKNOWN: 0,
-    OrderStatus.UNTRIGGERED: 1,
-    OrderStatus.NEW: 2,
-    OrderStatus.OPEN: 3,
-    OrderStatus.CANCELED: 4,
-    OrderStatus.REJECTED: 5,
-    OrderStatus.FILLED: 6,
+    OrderStatus.UNKNOWN.value: 0,
+    OrderStatus.UNTRIGGERED.value: 1,
+    OrderStatus.NEW.value: 2,
+    OrderStatus.OPEN.value: 3,
+    OrderStatus.CANCELED.value: 4,
+    OrderStatus.REJECTED.value: 5,
+    OrderStatus.FILLED.value: 6,
 }
 
 

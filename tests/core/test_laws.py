@@ -46,6 +46,7 @@ from reconcile_core import (
     position_version,
 )
 from reconcile_core._reconciler import _Out
+from reconcile_core._versions import compare_order_versions
 from reconcile_core.typing import Observation
 
 from ._builders import ACCOUNT, VENUE, bust, position
@@ -395,3 +396,22 @@ class TestLawsCatchBrokenMerges:
     def test_convergence_catches_phantom_cancels(self) -> None:
         with pytest.raises(AssertionError):
             convergence_law(PhantomCancel, BROKEN_SETTINGS)()
+
+
+class TestVersionComparison:
+    """The reconciler's shortcut comparison agrees with comparing whole version keys."""
+
+    @LAW_SETTINGS
+    @given(orders, orders)
+    def test_compare_order_versions_is_the_key_comparison(self, a: Order, b: Order) -> None:
+        key_a, key_b = order_version(a), order_version(b)
+        assert compare_order_versions(a, b) == (key_a > key_b) - (key_a < key_b)
+        assert compare_order_versions(b, a) == -compare_order_versions(a, b)
+
+    @LAW_SETTINGS
+    @given(orders)
+    def test_decimal_spellings_of_one_quantity_tie_on_the_head(self, a: Order) -> None:
+        respelled = attrs.evolve(a, filled_quantity=a.filled_quantity.quantize(Decimal("0.000")))
+        assert compare_order_versions(a, respelled) == (order_version(a) > order_version(respelled)) - (
+            order_version(a) < order_version(respelled)
+        )
