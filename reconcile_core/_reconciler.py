@@ -16,7 +16,7 @@ Laws (DESIGN.md §3, proven by the Hypothesis tests in ``tests/core``):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from decimal import Decimal
 from typing import assert_never
 
@@ -153,11 +153,31 @@ class AccountReconciler:
         self._merge_one(observation, out)
         return out.step()
 
-    def merge_many(self, observations: Sequence[Observation]) -> MergeStep:
-        """Merge observations in sequence; one step with all their output."""
+    def merge_many(
+        self,
+        observations: Sequence[Observation],
+        *,
+        on_rejected: Callable[[Observation, UsageError], Event | None] | None = None,
+    ) -> MergeStep:
+        """Merge observations in sequence; one step with all their output.
+
+        An observation of another venue or account raises :class:`UsageError`
+        before anything of it is merged. With ``on_rejected``, it is handed to
+        ``on_rejected`` instead and skipped, the others are merged, and the
+        event ``on_rejected`` returns (if any) takes its place in the output.
+        """
         out = _Out()
+        if on_rejected is None:
+            for observation in observations:
+                self._merge_one(observation, out)
+            return out.step()
         for observation in observations:
-            self._merge_one(observation, out)
+            try:
+                self._merge_one(observation, out)
+            except UsageError as exc:
+                event = on_rejected(observation, exc)
+                if event is not None:
+                    out.events.append(event)
         return out.step()
 
     def merge_open_orders(self, snapshot: OpenOrdersSnapshot) -> MergeStep:

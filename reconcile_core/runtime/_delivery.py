@@ -36,7 +36,7 @@ from reconcile_core._ledger import Delivery
 from reconcile_core._reconciler import AccountReconciler, MergeStep
 from reconcile_core._types import Fill, FillBust, Order, Position, Source
 from reconcile_core.errors import UsageError
-from reconcile_core.typing import FillLedger
+from reconcile_core.typing import FillLedger, Observation
 
 __all__ = ["EventChannel", "EventIterator", "MergeGate", "Tally", "from_outbox"]
 
@@ -270,6 +270,11 @@ def _rejected(item: object, reason: str) -> Discrepancy:
     )
 
 
+def _reject_foreign(item: Observation, exc: UsageError) -> Event:
+    logger.warning("rejected an observation from the source: %s", exc)
+    return _rejected(item, str(exc))
+
+
 @attrs.define(eq=False)
 class MergeGate:
     """The one path from observations to the consumer: merge, commit, then send.
@@ -297,22 +302,27 @@ class MergeGate:
             events: list[Event] = []
             needs: list[Need] = []
             wrote = False
-            for item in items:
-                if isinstance(item, Discrepancy):
-                    events.append(item)
-                    continue
-                if not isinstance(item, _OBSERVATIONS):
-                    events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
-                    continue
-                wrote = wrote or isinstance(item, Fill | FillBust)
-                try:
-                    step = self.reconciler.merge(item)
-                except UsageError as exc:
-                    logger.warning("rejected an observation from the source: %s", exc)
-                    events.append(_rejected(item, str(exc)))
-                    continue
+            run: list[Observation] = []  # consecutive observations, merged as one
+
+            def merge_run() -> None:
+                step = self.reconciler.merge_many(run, on_rejected=_reject_foreign)
                 events.extend(step.events)
                 needs.extend(step.needs)
+                run.clear()
+
+            for item in items:
+                if isinstance(item, _OBSERVATIONS):
+                    wrote = wrote or isinstance(item, Fill | FillBust)
+                    run.append(item)
+                    continue
+                if run:
+                    merge_run()
+                if isinstance(item, Discrepancy):
+                    events.append(item)
+                else:
+                    events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
+            if run:
+                merge_run()
             await self._deliver(events, tally, wrote=wrote)
             return tuple(needs)
 

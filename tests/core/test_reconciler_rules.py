@@ -77,6 +77,25 @@ class TestFillDedup:
         with pytest.raises(UsageError, match="does not belong"):
             make().merge(fill("f1", account="someone-else"))
 
+    def test_merge_many_hands_a_foreign_fill_to_on_rejected_and_merges_the_rest(self) -> None:
+        r = make()
+        batch = [fill("f1"), fill("f2", account="someone-else"), fill("f3")]
+        with pytest.raises(UsageError):
+            r.merge_many(batch)
+        r = make()
+        rejected: list[str] = []
+        note = Discrepancy(kind=DiscrepancyKind.MALFORMED_MESSAGE, subject="f2", detail="rejected")
+
+        def on_rejected(item: object, exc: UsageError) -> Discrepancy:
+            rejected.append(str(exc))
+            return note
+
+        step = r.merge_many(batch, on_rejected=on_rejected)
+        assert [type(e) for e in step.events] == [FillRecorded, Discrepancy, FillRecorded]
+        assert step.events[1] is note
+        assert len(rejected) == 1
+        assert "does not belong" in rejected[0]
+
 
 class TestOrders:
     """Version-gated order merge."""

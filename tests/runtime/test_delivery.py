@@ -333,3 +333,47 @@ def _faults(**probabilities: float):
     from reconcile_core.testing import Faults
 
     return Faults(**probabilities)
+
+
+class TestMergeGate:
+    """One batch: observations merged as runs, everything delivered in the order it came."""
+
+    async def test_a_foreign_observation_is_rejected_in_place_and_the_rest_merges(self) -> None:
+        from reconcile_core import AccountReconciler, Discrepancy, DiscrepancyKind
+        from reconcile_core.runtime._delivery import EventChannel, MergeGate
+
+        ledger = MemoryLedger()
+        channel = EventChannel(ledger=ledger, size=100, auto_ack=False, ack_batch=10)
+        gate = MergeGate(
+            reconciler=AccountReconciler(venue="fake", account="main", ledger=ledger),
+            ledger=ledger,
+            channel=channel,
+            on_change=lambda: None,
+        )
+        note = Discrepancy(kind=DiscrepancyKind.MALFORMED_MESSAGE, subject="row", detail="bad row")
+        batch = [
+            _liquidation("fake", "main", 1),
+            _liquidation("fake", "other", 2),  # another account's: rejected, not merged
+            note,
+            _liquidation("fake", "main", 3),
+            "not an observation",
+        ]
+        await gate.merge(batch)
+        channel.close_sending()
+        got = [event async for event in channel.iterate()]
+        channel.close(acknowledge_taken=False)
+        assert [type(e).__name__ for e in got] == [
+            "FillRecorded",
+            "Discrepancy",
+            "Discrepancy",
+            "FillRecorded",
+            "Discrepancy",
+        ]
+        assert [e.fill.key.fill_id for e in _fills(got)] == ["x1", "x3"]
+        rejected = got[1]
+        assert isinstance(rejected, Discrepancy)
+        assert "rejected and skipped" in rejected.detail
+        assert "does not belong" in rejected.detail
+        assert got[2] is note
+        assert ledger.count() == 2
+        assert gate.discrepancies[DiscrepancyKind.MALFORMED_MESSAGE] == 3
