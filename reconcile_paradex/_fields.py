@@ -88,6 +88,8 @@ def decode_json(data: str | bytes) -> object:
         return _DECODER.decode(text)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ParseError(f"invalid JSON: {exc}") from exc
+    except ArithmeticError as exc:  # Decimal() refusing an exponent such as 1e99999999999999999999
+        raise ParseError("invalid JSON: a number out of range") from exc
 
 
 def _type_name(value: object) -> str:
