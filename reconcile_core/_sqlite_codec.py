@@ -43,21 +43,27 @@ FILL_COLUMNS = (
 
 
 def encode_fill(fill: Fill) -> tuple[object, ...]:
-    """The values of :data:`FILL_COLUMNS` for ``fill``."""
+    """The values of :data:`FILL_COLUMNS` for ``fill``.
+
+    On the hot path of every recorded fill: enum values are read as ``_value_``
+    (a plain attribute) rather than through the ``value`` property, which costs
+    a descriptor call each.
+    """
+    realized_pnl = fill.realized_pnl
     return (
-        fill.kind.value,
+        fill.kind._value_,
         fill.order_id,
         fill.instrument,
-        fill.side.value,
+        fill.side._value_,
         str(fill.price),
         str(fill.size),
         str(fill.fee),
         fill.fee_currency,
-        fill.liquidity.value,
+        fill.liquidity._value_,
         fill.time,
-        fill.source.value,
+        fill.source._value_,
         fill.client_id,
-        None if fill.realized_pnl is None else str(fill.realized_pnl),
+        None if realized_pnl is None else str(realized_pnl),
     )
 
 
