@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["LedgerStats", "SqliteLedger"]
 
 _ACCOUNT_CACHE_SIZE = 256
+#: Order totals remembered in memory (about 250 bytes each, 4 MiB in all): the
+#: reconciler's gap check and every recorded fill read one, answered without a query.
+_ORDER_CACHE_SIZE = 16384
+#: Order-total updates held back before they are written (see ``_pending_totals``).
+_PENDING_TOTALS_LIMIT = 4096
 _ITER_CHUNK = 512
 _MAX_PROBLEMS_PER_CHECK = 20
 _PAGE_CACHE_KIB = 8192
@@ -35,16 +41,28 @@ _COLS = ", ".join(FILL_COLUMNS)
 _COLS_F = ", ".join(f"f.{c}" for c in FILL_COLUMNS)
 _COLS_BF = ", ".join(f"bf.{c}" for c in FILL_COLUMNS)
 _N = len(FILL_COLUMNS)
-_INSERT_FILL = (
+_BUSTED = "EXISTS (SELECT 1 FROM busts WHERE aid = ?1 AND fill_id = ?2)"
+# Recording a fill is two statements (no lookup first). This one inserts the fill
+# unless its key is recorded (then it changes no row: a duplicate or a conflict),
+# with a delivery offset unless its fill id is busted;
+_INSERT_NEW_FILL = (
     f"INSERT INTO fills (aid, fill_id, fill_type, delivery_offset, {_COLS}) "  # noqa: S608 - fixed column names
-    f"VALUES (?, ?, ?, ?, {', '.join('?' * _N)})"
+    f"VALUES (?1, ?2, ?3, CASE WHEN {_BUSTED} THEN NULL ELSE ?4 END, "
+    f"{', '.join(f'?{n}' for n in range(5, 5 + _N))}) ON CONFLICT DO NOTHING"
 )
+# this trigger puts a fill given an offset in the outbox within the same statement.
+# It is TEMP: it lives in the writer's connection, not in the file, whose schema
+# and contents stay as they were. Changed rows (total_changes): 2 for a recorded
+# fill, 1 for a busted one, 0 for a key recorded already.
+_OUTBOX_TRIGGER = """
+    CREATE TEMP TRIGGER IF NOT EXISTS ledger_fill_to_outbox AFTER INSERT ON fills
+    WHEN NEW.delivery_offset IS NOT NULL
+    BEGIN
+        INSERT INTO outbox (delivery_offset, aid, fill_id, fill_type)
+        VALUES (NEW.delivery_offset, NEW.aid, NEW.fill_id, NEW.fill_type);
+    END
+"""
 _SELECT_FILL = f"SELECT {_COLS} FROM fills WHERE aid = ? AND fill_id = ? AND fill_type = ?"  # noqa: S608
-# One row: whether the fill id is busted, then the stored fill (all NULL when absent).
-_LOOKUP_FOR_RECORD = (
-    "SELECT EXISTS (SELECT 1 FROM busts WHERE aid = ?1 AND fill_id = ?2), "  # noqa: S608
-    f"{_COLS_F} FROM (SELECT 1) LEFT JOIN fills AS f ON f.aid = ?1 AND f.fill_id = ?2 AND f.fill_type = ?3"
-)
 _SELECT_FILLS_OF_ID = (
     f"SELECT fill_type, {_COLS} FROM fills WHERE aid = ? AND fill_id = ? "  # noqa: S608
     "ORDER BY delivery_offset"
@@ -63,6 +81,11 @@ _SELECT_UNDELIVERED = f"""
     ORDER BY o.delivery_offset
     LIMIT ?
 """  # noqa: S608
+_SELECT_ORDER_TOTAL = "SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?"
+_UPSERT_ORDER_TOTAL = (
+    "INSERT INTO order_totals (aid, order_id, quantity) VALUES (?, ?, ?) "
+    "ON CONFLICT (aid, order_id) DO UPDATE SET quantity = excluded.quantity"
+)
 _SELECT_FILL_CHUNK = (
     f"SELECT fill_id, fill_type, {_COLS} FROM fills "  # noqa: S608
     "WHERE aid = ? AND (fill_id, fill_type) > (?, ?) ORDER BY fill_id, fill_type LIMIT ?"
@@ -113,9 +136,12 @@ class SqliteLedger:
     are serialized by an internal lock, so it may also be called from worker
     threads.
 
-    **Bounded memory.** Every lookup goes to SQLite. The only caches are
-    SQLite's own page cache (8 MiB) and a small map of account numbers;
-    correctness never depends on either.
+    **Bounded memory.** Every lookup of fills, busts and the outbox goes to
+    SQLite. The caches are SQLite's own page cache (8 MiB), a small map of
+    account numbers and a bounded map of per-order recorded quantities (the
+    hot read of the reconciler's gap check). The quantities are exact because
+    this object is the file's only writer; a read-only ledger, beside a writer
+    in another process, keeps none. A rollback empties both maps.
 
     **Errors.** ``sqlite3`` exceptions never escape: they become
     :class:`~reconcile_core.errors.LedgerError` subclasses naming the file
@@ -145,19 +171,35 @@ class SqliteLedger:
         self._file_lock = FileLock(ledger_path=self._path)
         self._conn: sqlite3.Connection | None = None
         self._accounts: dict[tuple[str, str], int] = {}
+        # (aid, order_id) -> recorded quantity, as committed or as written by the open
+        # transaction (never kept when read-only: another process writes the file).
+        # Least recently used first (OrderedDict: dropping the oldest entry is O(1)).
+        self._totals: OrderedDict[tuple[int, str], Decimal] = OrderedDict()
+        # Order totals changed by the open transaction but not yet written to
+        # order_totals: written with one executemany before commit and before any
+        # other call reads the file (see _Call), dropped with a rollback. A crash
+        # before the commit loses them together with the transaction, as before.
+        self._pending_totals: dict[tuple[int, str], Decimal] = {}
+        # Whether the last fill recorded from REST ([False]) or the stream ([True]) was
+        # recorded already: then record looks the key up before it tries to insert.
+        # Both orders give the same answer; the guess only picks the cheaper one (a
+        # stream mostly brings new fills, a REST pass mostly fills seen on the stream).
+        self._expect_known = [False, False]
         self._next_offset = 1
         self._dirty = False
         self._lost: str | None = None
         self._read_only = read_only
         if read_only:
             self._conn = self._open_read_only(timeout=timeout)
-            return
-        self._file_lock.acquire()
-        try:
-            self._conn = self._open(synchronous=synchronous, timeout=timeout)
-        except BaseException:
-            self._file_lock.release()
-            raise
+        else:
+            self._file_lock.acquire()
+            try:
+                self._conn = self._open(synchronous=synchronous, timeout=timeout)
+            except BaseException:
+                self._file_lock.release()
+                raise
+        # Reused by record's two inserts: a cursor per call costs more than either's binding.
+        self._cursor = self._conn.cursor()
 
     # -- opening --------------------------------------------------------------
 
@@ -234,6 +276,8 @@ class SqliteLedger:
             if version < schema.SCHEMA_VERSION:
                 action = f"migrate the schema from version {version} to {schema.SCHEMA_VERSION}"
                 self._migrate(conn, version)
+            action = "prepare the connection"
+            conn.execute(_OUTBOX_TRIGGER)
             action = "read the next delivery offset"
             stored = conn.execute("SELECT value FROM ledger_meta WHERE name = 'next_offset'").fetchone()
             highest = conn.execute("SELECT MAX(delivery_offset) FROM outbox").fetchone()[0]
@@ -294,6 +338,11 @@ class SqliteLedger:
             self._lost = f"the changes since the last commit were rolled back after an error ({reason})"
         self._dirty = False
         self._accounts.clear()  # may name accounts created by the rolled-back transaction
+        self._forget_totals()  # may hold totals written by the rolled-back transaction
+
+    def _forget_totals(self) -> None:
+        self._totals.clear()
+        self._pending_totals.clear()
 
     def _abort(self, reason: str) -> None:
         conn = self._conn
@@ -302,12 +351,50 @@ class SqliteLedger:
                 conn.execute("ROLLBACK")
         self._forget_transaction(reason)
 
-    def _writing(self, action: str, subject: object = "") -> _Call:
+    def _writing(self, action: str, subject: object = "", *, flush: bool = True) -> _Call:
         """A write inside the open transaction; on any failure the transaction is rolled back."""
-        return _Call(self, action, subject, write=True)
+        return _Call(self, action, subject, write=True, flush=flush)
 
-    def _reading(self, action: str, subject: object = "") -> _Call:
-        return _Call(self, action, subject, write=False)
+    def _reading(self, action: str, subject: object = "", *, flush: bool = True) -> _Call:
+        return _Call(self, action, subject, write=False, flush=flush)
+
+    def _flush_totals(self, conn: sqlite3.Connection) -> None:
+        """Write the held-back order totals (inside the open transaction)."""
+        pending = self._pending_totals
+        if not conn.in_transaction:
+            # Their transaction ended behind this object's back (only someone else using
+            # the connection can do that): never write them outside it.
+            self._forget_totals()
+            return
+        conn.executemany(_UPSERT_ORDER_TOTAL, [(aid, order_id, str(q)) for (aid, order_id), q in pending.items()])
+        pending.clear()
+
+    def _remember_total(self, key: tuple[int, str], total: Decimal) -> None:
+        totals = self._totals
+        if key in totals:
+            totals.move_to_end(key)
+        elif len(totals) >= _ORDER_CACHE_SIZE:
+            totals.popitem(last=False)  # the least recently used
+        totals[key] = total
+
+    def _order_total(self, conn: sqlite3.Connection, aid: int, order_id: str) -> Decimal:
+        """The recorded quantity of one order: remembered, held back, or read (then remembered)."""
+        key = (aid, order_id)
+        total = self._totals.get(key)
+        if total is not None:
+            self._totals.move_to_end(key)
+            return total
+        total = self._pending_totals.get(key)  # evicted from _totals but not written yet
+        if total is None:
+            row = conn.execute(_SELECT_ORDER_TOTAL, key).fetchone()
+            try:
+                total = Decimal(0) if row is None else Decimal(row[0])
+            except (ArithmeticError, TypeError, ValueError) as exc:
+                msg = f"fill ledger {self._path!r}: the recorded quantity of order {order_id!r} is unreadable"
+                raise LedgerCorruptError(msg, path=self._path) from exc
+        if not self._read_only:
+            self._remember_total(key, total)
+        return total
 
     def _account_id(self, conn: sqlite3.Connection, venue: str, account: str, *, create: bool) -> int | None:
         cache_key = (venue, account)
@@ -346,53 +433,61 @@ class SqliteLedger:
     def record(self, fill: Fill) -> RecordResult:
         """Record ``fill`` once; see :class:`~reconcile_core.typing.FillLedger`."""
         key = fill.key
-        with self._writing("record the fill", key) as conn:
+        with self._writing("record the fill", key, flush=False) as conn:
             aid = self._account_id(conn, key.venue, key.account, create=True)
-            busted, *row = conn.execute(_LOOKUP_FOR_RECORD, (aid, key.fill_id, key.fill_type)).fetchone()
-            if row[0] is not None:  # "kind" is never NULL in a stored fill
-                existing = self._decode_fill(
-                    venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
-                )
-                if existing.content() == fill.content():
-                    return RecordResult(outcome=RecordOutcome.DUPLICATE)
-                inserted = conn.execute(
-                    "INSERT INTO conflicts (aid, fill_id, fill_type, content) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (aid, key.fill_id, key.fill_type, canonical_content(fill)),
-                ).rowcount
-                if not inserted:
-                    return RecordResult(outcome=RecordOutcome.DUPLICATE)
-                self._dirty = True
-                return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
-            offset = None if busted else self._next_offset
-            conn.execute(_INSERT_FILL, (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill)))
-            if offset is not None:
-                conn.execute(
-                    "INSERT INTO outbox (delivery_offset, aid, fill_id, fill_type) VALUES (?, ?, ?, ?)",
-                    (offset, aid, key.fill_id, key.fill_type),
-                )
-            if fill.order_id is not None:
-                self._add_to_order(conn, aid, fill.order_id, fill.size)
+            assert aid is not None  # noqa: S101 - create=True
+            cursor = self._cursor
+            from_ws = fill.source is Source.WS
+            row = None
+            if self._expect_known[from_ws]:
+                row = cursor.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
+            if row is None:
+                offset = self._next_offset
+                values = (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill))
+                changes = conn.total_changes
+                if cursor.execute(_INSERT_NEW_FILL, values).rowcount:
+                    self._expect_known[from_ws] = False
+                    busted = conn.total_changes - changes == 1
+                    if fill.order_id is not None:
+                        self._add_to_order(conn, aid, fill.order_id, fill.size)
+                    self._dirty = True
+                    if busted:
+                        return RecordResult(outcome=RecordOutcome.BUSTED)
+                    self._next_offset = offset + 1
+                    return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
+                row = cursor.execute(_SELECT_FILL, values[:3]).fetchone()
+                if row is None:
+                    msg = f"fill ledger {self._path!r}: the fill {key} is neither recorded nor insertable"
+                    raise LedgerCorruptError(msg, path=self._path)
+            # The key is recorded already: a duplicate or a conflict.
+            self._expect_known[from_ws] = True
+            existing = self._decode_fill(
+                venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
+            )
+            if existing.content() == fill.content():
+                return RecordResult(outcome=RecordOutcome.DUPLICATE)
+            inserted = conn.execute(
+                "INSERT INTO conflicts (aid, fill_id, fill_type, content) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (aid, key.fill_id, key.fill_type, canonical_content(fill)),
+            ).rowcount
+            if not inserted:
+                return RecordResult(outcome=RecordOutcome.DUPLICATE)
             self._dirty = True
-            if offset is None:
-                return RecordResult(outcome=RecordOutcome.BUSTED)
-            self._next_offset = offset + 1
-            return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
+            return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
 
-    def _add_to_order(self, conn: sqlite3.Connection, aid: int | None, order_id: str, size: Decimal) -> None:
-        row = conn.execute(
-            "SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?", (aid, order_id)
-        ).fetchone()
+    def _add_to_order(self, conn: sqlite3.Connection, aid: int, order_id: str, size: Decimal) -> None:
+        previous = self._order_total(conn, aid, order_id)
         try:
-            total = (Decimal(0) if row is None else Decimal(row[0])) + size
+            total = previous + size
         except (ArithmeticError, TypeError, ValueError) as exc:
             msg = f"fill ledger {self._path!r}: the recorded quantity of order {order_id!r} is unreadable"
             raise LedgerCorruptError(msg, path=self._path) from exc
-        conn.execute(
-            "INSERT INTO order_totals (aid, order_id, quantity) VALUES (?, ?, ?) "
-            "ON CONFLICT (aid, order_id) DO UPDATE SET quantity = excluded.quantity",
-            (aid, order_id, str(total)),
-        )
+        key = (aid, order_id)
+        self._remember_total(key, total)
+        pending = self._pending_totals
+        pending[key] = total
+        if len(pending) >= _PENDING_TOTALS_LIMIT:
+            self._flush_totals(conn)
 
     def bust(self, bust: FillBust) -> BustResult:
         """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""
@@ -458,20 +553,20 @@ class SqliteLedger:
 
     def recorded_quantity(self, *, venue: str, account: str, order_id: str) -> Decimal:
         """Sum of sizes of every recorded fill of ``order_id``, busted ones included."""
-        with self._reading("read the recorded quantity of order", order_id) as conn:
+        with self._mutex:  # the hot path: a remembered total, no query
+            if self._conn is not None:
+                aid = self._accounts.get((venue, account))
+                if aid is not None:
+                    key = (aid, order_id)
+                    total = self._totals.get(key)
+                    if total is not None:
+                        self._totals.move_to_end(key)
+                        return total
+        with self._reading("read the recorded quantity of order", order_id, flush=False) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return Decimal(0)
-            row = conn.execute(
-                "SELECT quantity FROM order_totals WHERE aid = ? AND order_id = ?", (aid, order_id)
-            ).fetchone()
-        if row is None:
-            return Decimal(0)
-        try:
-            return Decimal(row[0])
-        except (ArithmeticError, TypeError, ValueError) as exc:
-            msg = f"fill ledger {self._path!r}: the recorded quantity of order {order_id!r} is unreadable"
-            raise LedgerCorruptError(msg, path=self._path) from exc
+            return self._order_total(conn, aid, order_id)
 
     def count(self, *, venue: str | None = None, account: str | None = None) -> int:
         """How many fills are recorded (busted ones included)."""
@@ -579,8 +674,12 @@ class SqliteLedger:
                 msg = f"fill ledger {self._path!r}: nothing was committed: {lost}"
                 raise LedgerWriteError(msg, path=self._path)
             if not conn.in_transaction:
+                if self._pending_totals:
+                    self._forget_totals()  # their transaction is gone
                 return
             try:
+                if self._pending_totals:
+                    self._flush_totals(conn)
                 conn.execute("UPDATE ledger_meta SET value = ? WHERE name = 'next_offset'", (self._next_offset,))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -601,6 +700,7 @@ class SqliteLedger:
             finally:
                 self._conn = None
                 self._accounts.clear()
+                self._forget_totals()
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
                 self._file_lock.release()
@@ -792,13 +892,14 @@ class _Call:
     The message is only formatted when something fails (``action`` + ``subject``).
     """
 
-    __slots__ = ("_action", "_conn", "_ledger", "_subject", "_was_open", "_write")
+    __slots__ = ("_action", "_conn", "_flush", "_ledger", "_subject", "_was_open", "_write")
 
-    def __init__(self, ledger: SqliteLedger, action: str, subject: object, *, write: bool) -> None:
+    def __init__(self, ledger: SqliteLedger, action: str, subject: object, *, write: bool, flush: bool) -> None:
         self._ledger = ledger
         self._action = action
         self._subject = subject
         self._write = write
+        self._flush = flush
         self._was_open = False
         self._conn: sqlite3.Connection | None = None
 
@@ -819,6 +920,18 @@ class _Call:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
                     raise translate(exc, path=ledger.path, action=self.describe()) from exc
+            if self._flush and ledger._pending_totals:
+                # Whatever this call reads or writes sees the held-back totals; a failure
+                # to write them loses the transaction, as a failed write would have.
+                try:
+                    ledger._flush_totals(conn)
+                except BaseException as exc:
+                    if isinstance(exc, sqlite3.Error):
+                        error = translate(exc, path=ledger.path, action="write the recorded quantities of orders")
+                        ledger._abort(str(error))
+                        raise error from exc
+                    ledger._abort(f"{type(exc).__name__} while trying to write the recorded quantities of orders")
+                    raise
         except BaseException:
             ledger._mutex.release()
             raise
