@@ -60,6 +60,7 @@ from ._parse import (
     parse_server_time,
 )
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
+from ._wire import fills_page, orders_page
 
 __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
 
@@ -185,6 +186,12 @@ class ParadexRestClient:
 
     async def get_json(self, path: str, params: Mapping[str, str | int] | None = None, *, auth: bool = True) -> object:
         """``GET {rest_url}{path}``: the decoded JSON body, after retries and error mapping."""
+        return self._decode(await self._get(path, params, auth=auth), f"GET {path}")
+
+    async def _get(
+        self, path: str, params: Mapping[str, str | int] | None = None, *, auth: bool = True
+    ) -> httpx.Response:
+        """``GET {rest_url}{path}``: the 2xx response, after retries and error mapping (body not decoded)."""
         if self._closed:
             raise UsageError("the Paradex REST client is closed")
         url = self._base + path
@@ -216,7 +223,7 @@ class ParadexRestClient:
                 status = response.status_code
                 logger.debug("%s -> HTTP %d (attempt %d)", what, status, attempt)
                 if 200 <= status < 300:
-                    return self._decode(response, what)
+                    return response
                 if status == 401 and auth and not refreshed:
                     # Expired JWT (they live 5 minutes): one refresh, one retry.
                     refreshed = True
@@ -284,14 +291,20 @@ class ParadexRestClient:
         params: Mapping[str, str | int],
         what: str,
         parse_item: Callable[[object], Parsed[T]],
+        fast: Callable[[bytes], tuple[Page[T], str | None] | None] | None = None,
     ) -> AsyncIterator[Page[T]]:
+        """Every page from ``path``; ``fast`` (see ``_wire``) parses a body first, and where it
+        declines, ``decode_json`` and ``parse_page`` with ``parse_item`` decide."""
         cursor: str | None = None
         while True:
             query: dict[str, str | int] = dict(params)
             if cursor is not None:
                 query["cursor"] = cursor  # exactly as the venue sent it: cursors are signed
-            payload = await self.get_json(path, query)
-            page, next_cursor = parse_page(payload, what, parse_item)
+            response = await self._get(path, query)
+            parsed = None if fast is None else fast(response.content)
+            if parsed is None:
+                parsed = parse_page(self._decode(response, f"GET {path}"), what, parse_item)
+            page, next_cursor = parsed
             yield page
             if next_cursor is None:
                 return
@@ -336,7 +349,11 @@ class ParadexRestClient:
         if market:
             params["market"] = market
         return self._paginate(
-            "/orders-history", params, "orders history", lambda row: parse_order(row, source=Source.REST)
+            "/orders-history",
+            params,
+            "orders history",
+            lambda row: parse_order(row, source=Source.REST),
+            lambda body: orders_page(body, what="orders history", source=Source.REST),
         )
 
     def fills(
@@ -353,7 +370,11 @@ class ParadexRestClient:
             params["market"] = market
         account = self._account
         return self._paginate(
-            "/fills", params, "fills", lambda row: parse_fill(row, account=account, source=Source.REST)
+            "/fills",
+            params,
+            "fills",
+            lambda row: parse_fill(row, account=account, source=Source.REST),
+            lambda body: fills_page(body, account=account, source=Source.REST),
         )
 
     def tradebusts(

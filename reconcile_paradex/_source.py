@@ -41,6 +41,7 @@ from ._parse import (
 from ._ratelimit import Clock, RetryPolicy, TokenBucket
 from ._rest import MAX_PAGE_SIZE, ParadexRestClient
 from ._urls import resolve_urls
+from ._wire import value_from_wire
 from ._ws import (
     DEFAULT_CHANNELS,
     JsonRpcConnection,
@@ -229,8 +230,15 @@ class ParadexSource:
 
     def _hints(self, notification: Notification) -> list[Hint]:
         channel = notification.channel
+        if notification.wire is not None:  # the fast path's order or fill, unless it declines
+            value = value_from_wire(notification.wire, account=self._account, source=Source.WS)
+            if value is not None:
+                return [value]
         kind = channel.split(".", 1)[0]
-        data = notification.data
+        try:
+            data = notification.data
+        except ParseError as exc:  # never, unless decode_notification broke its promise
+            return [malformed(f"WebSocket {channel[:50]} message", exc, notification.raw)]
         try:
             if kind == "orders":
                 order = parse_order(data, source=Source.WS)

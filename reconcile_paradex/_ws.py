@@ -71,6 +71,7 @@ from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
 from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, redact
 from ._fields import decode_json
+from ._wire import Wire, decode_notification
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -128,21 +129,47 @@ class WebSocketSettings:
     read_size: int = attrs.field(default=65536, validator=attrs.validators.ge(1))
 
 
+#: ``Notification(data=UNDECODED, wire=...)``: ``data`` is decoded from the text when first read.
+UNDECODED: Final = object()
+
+
 @attrs.frozen
 class Notification:
-    """One ``{"method":"subscription","params":{"channel","data"}}`` message."""
+    """One ``{"method":"subscription","params":{"channel","data"}}`` message.
+
+    ``wire`` is the ``orders.*`` / ``fills.*`` payload the fast path
+    (``_wire``) already decoded; ``data`` is then decoded from the text only
+    if read (when the fast path declines the payload and the strict parsers
+    decide).
+    """
 
     channel: str
-    data: object
+    _data: object = attrs.field(alias="data", repr=False)
     # The message text, and the secrets to scrub from it: the excerpt is made
     # only when asked for (redacting every message cost more than parsing it).
     _text: str = attrs.field(repr=False, alias="raw")
     _secrets: tuple[str, ...] = attrs.field(default=(), repr=False, kw_only=True, alias="secrets")
+    wire: Wire | None = attrs.field(default=None, repr=False, kw_only=True)
 
     @functools.cached_property
     def raw(self) -> str:
         """The raw message, for discrepancy excerpts (truncated and redacted)."""
         return _excerpt(self._text, self._secrets)
+
+    @functools.cached_property
+    def data(self) -> object:
+        """``params.data`` as ``decode_json`` gives it.
+
+        Raises :class:`ParseError` only if the fast path's promise about the
+        text (``decode_notification``) were broken.
+        """
+        if self._data is not UNDECODED:
+            return self._data
+        message = decode_json(self._text)
+        params = message.get("params") if isinstance(message, dict) else None
+        if not isinstance(params, dict) or "data" not in params:
+            raise ParseError("a subscription message needs params.channel and params.data")
+        return params["data"]
 
 
 Incoming: TypeAlias = Notification | Discrepancy
@@ -385,6 +412,12 @@ class JsonRpcConnection:
         self._handle_text("".join(p for p in parts if isinstance(p, str)))
 
     def _handle_text(self, text: str) -> None:
+        fast = decode_notification(text)
+        if fast is not None:  # an order or fill notification, decoded into its wire shape
+            self._emit(
+                Notification(channel=fast[0], data=UNDECODED, raw=text, secrets=tuple(self._secrets), wire=fast[1])
+            )
+            return
         try:
             message = decode_json(text)
         except ParseError as exc:

@@ -1,0 +1,577 @@
+"""The fast path for the two hot shapes, fills and orders: msgspec Structs of the happy path.
+
+Per WebSocket notification and per REST row, the strict path (``decode_json``,
+then :func:`~reconcile_paradex._parse.parse_fill` / ``parse_order`` reading a
+dict through :class:`~reconcile_paradex._fields.Fields`) costs more than the
+rest of ingest together. Here the same JSON is decoded by msgspec straight
+into Structs describing exactly what Paradex sends when all is well (decimals
+as strings, integers as integers, extra fields ignored), and turned into the
+same ``Order`` / ``Fill`` values.
+
+The fast path is a *shadow*, never a second parser: it accepts only a subset
+of what the strict path accepts and, for what it accepts, gives exactly the
+strict path's result (no problems, since anything that would raise one is not
+accepted). Everything else — an unknown enum value, a number where a string
+was expected, an empty required field, a decoding error — returns ``None``,
+and the caller runs the strict path, which stays the single source of every
+error message, ``ParseError`` and discrepancy. ``tests/paradex/plugin/
+test_wire.py`` checks the subset-and-equality claim with Hypothesis.
+
+What msgspec accepts but ``decode_json`` does not is screened before the
+answer is trusted (:func:`_screen`): non-ASCII input (a BOM, bytes that are not
+UTF-8, lone surrogates), an integer literal of more than
+``MAX_JSON_INT_DIGITS`` digits or an exponent of 18+ digits in a field this
+module skips, and nesting deep enough to approach the recursion limit.
+Duplicate keys need nothing: msgspec keeps the last, as ``json.loads`` does.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Final, TypeAlias
+
+import msgspec
+from msgspec import UNSET, Raw, UnsetType
+
+from reconcile_core import Discrepancy, Fill, FillKey, Liquidity, Order, OrderStatus, Page, Source
+from reconcile_core.errors import ParseError
+
+from ._fields import MAX_DECIMAL_EXPONENT, MAX_INT, MAX_JSON_INT_DIGITS, MAX_NUMBER_CHARS, MAX_TEXT_CHARS, decode_json
+from ._parse import (
+    _CLOSED,
+    _LIQUIDITY,
+    _LIVE_STATUSES,
+    _MARKET_LIKE,
+    _ORDER_TYPES,
+    _SIDES,
+    FILL_TYPES,
+    REJECTION_REASONS,
+    VENUE,
+    malformed,
+    parse_fill,
+    parse_order,
+    same_account,
+)
+
+__all__ = [
+    "FillWire",
+    "OrderWire",
+    "Wire",
+    "decode_notification",
+    "fill_from_wire",
+    "fills_page",
+    "order_from_wire",
+    "orders_page",
+    "value_from_wire",
+]
+
+# -- the shapes ------------------------------------------------------------------------------
+
+#: An integer ``Fields.integer`` accepts as is (a JSON integer within [0, 2**63-1]).
+_Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
+#: An integer no decoder refuses (far shorter than ``MAX_JSON_INT_DIGITS``).
+_Int64: TypeAlias = Annotated[int, msgspec.Meta(ge=-MAX_INT - 1, le=MAX_INT)]
+#: Scalars only: a value of this type holds no nested container.
+_Scalar: TypeAlias = str | int | float | bool | None
+
+
+class FillWire(msgspec.Struct, gc=False):
+    """A ``FillResult``: the fields :func:`parse_fill` reads, other fields skipped."""
+
+    id: str
+    fill_type: str
+    market: str
+    side: str
+    price: str
+    size: str
+    created_at: _Count
+    account: str | None = None
+    order_id: str | None = None
+    fee: str | None = None
+    fee_currency: str | None = None
+    liquidity: str | None = None
+    client_id: str | None = None
+    realized_pnl: str | None = None
+    # Not read: typed so that its brackets are accounted for (see _page).
+    flags: list[str] | UnsetType = UNSET
+
+
+class OrderWire(msgspec.Struct, gc=False):
+    """An ``OrderResp``: the fields :func:`parse_order` reads, other fields skipped."""
+
+    id: str
+    type: str
+    size: str
+    remaining_size: str
+    status: str
+    created_at: _Count
+    market: str
+    side: str
+    price: str | None = None
+    cancel_reason: str | None = None
+    last_updated_at: _Count | None = None
+    client_id: str | None = None
+    avg_fill_price: str | None = None
+    seq_no: _Count | None = None
+    # Not read: typed so that its brackets are accounted for (see _page).
+    flags: list[str] | UnsetType = UNSET
+
+
+class _AnyOrder(OrderWire, gc=False):
+    # Not read: typed so that its brackets are accounted for (see _page).
+    request_info: dict[str, _Scalar] | UnsetType | None = UNSET
+
+
+# The first tier: every field the spec documents, typed, and nothing else. What
+# these accept needs no screening: no field is skipped, every number is an
+# integer of at most 19 digits, and nesting stops at the flags.
+
+
+class _FillResult(FillWire, forbid_unknown_fields=True, gc=False):
+    remaining_size: str | None = None
+    realized_funding: str | None = None
+    underlying_price: str | None = None
+    orderbook_seq_no: _Int64 | None = None
+
+
+class _OrderResp(OrderWire, forbid_unknown_fields=True, gc=False):
+    request_info: dict[str, str | None] | UnsetType | None = UNSET
+    account: str | None = None
+    instruction: str | None = None
+    stp: str | None = None
+    trigger_price: str | None = None
+    timestamp: _Int64 | None = None
+    received_at: _Int64 | None = None
+    published_at: _Int64 | None = None
+
+
+Wire: TypeAlias = FillWire | OrderWire
+
+
+class _FillsPage(msgspec.Struct, gc=False):
+    results: list[FillWire]
+    next: str | None = None
+
+
+class _OrdersPage(msgspec.Struct, gc=False):
+    results: list[_AnyOrder]
+    next: str | None = None
+
+
+class _FillResultsPage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    results: list[_FillResult]
+    next: str | None = None
+    prev: str | None = None
+
+
+class _OrderRespsPage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    results: list[_OrderResp]
+    next: str | None = None
+    prev: str | None = None
+
+
+class _OrderParams(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    channel: str
+    data: _OrderResp
+
+
+class _FillParams(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    channel: str
+    data: _FillResult
+
+
+class _OrderNotification(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    method: str
+    params: _OrderParams
+    jsonrpc: str | None = None
+
+
+class _FillNotification(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    method: str
+    params: _FillParams
+    jsonrpc: str | None = None
+
+
+class _AnyParams(msgspec.Struct, gc=False):
+    channel: str
+    data: Raw  # decoded once the channel is known; skipped content is screened first
+
+
+class _AnyMessage(msgspec.Struct, gc=False):
+    """A subscription notification; ``result`` / ``error`` present make it an answer (not ours)."""
+
+    method: str
+    params: _AnyParams
+    result: Any = UNSET
+    error: Any = UNSET
+
+
+# Decoders are reused: building one costs more than decoding a message.
+# (typed decoder, screened decoder) per shape.
+_ORDER_NOTIFICATION: Final = msgspec.json.Decoder(_OrderNotification)
+_FILL_NOTIFICATION: Final = msgspec.json.Decoder(_FillNotification)
+_ANY_MESSAGE: Final = msgspec.json.Decoder(_AnyMessage)
+_FILL: Final = (msgspec.json.Decoder(_FillResult), msgspec.json.Decoder(FillWire))
+_ORDER: Final = (msgspec.json.Decoder(_OrderResp), msgspec.json.Decoder(_AnyOrder))
+_FILLS_PAGE: Final = (msgspec.json.Decoder(_FillResultsPage), msgspec.json.Decoder(_FillsPage))
+_ORDERS_PAGE: Final = (msgspec.json.Decoder(_OrderRespsPage), msgspec.json.Decoder(_OrdersPage))
+
+# -- screening what msgspec skips -----------------------------------------------------------
+
+# One pass maps every digit and sign to "0", both exponent letters to "e" and
+# both opening brackets to "{"; substring searches then find long digit runs
+# and long exponents, and a count finds every opening bracket.
+_SCREEN: Final = bytes.maketrans(b"0123456789+-Ee[", b"000000000000ee{")
+_LONG_INT: Final = b"0" * (MAX_JSON_INT_DIGITS + 1)
+# Decimal() refuses exponents beyond ~10**18; one of 17 digits never fails.
+_LONG_EXPONENT: Final = b"e" + b"0" * 18
+#: Opening brackets allowed beyond those the shapes account for: nesting this
+#: shallow is far below any recursion limit the strict decoder could hit first.
+MAX_EXTRA_BRACKETS: Final = 64
+
+
+def _screen(data: bytes) -> int | None:
+    """The opening brackets in ``data``, or ``None`` when msgspec's verdict on it cannot be trusted.
+
+    In the fields msgspec skips, ``decode_json`` refuses what msgspec accepts
+    in three ways: integer literals of over ``MAX_JSON_INT_DIGITS`` digits,
+    float literals whose exponent ``Decimal`` cannot hold, and nesting past
+    the recursion limit. Digit runs are looked for anywhere (a long run in a
+    string is a false alarm, which costs only the strict path); the brackets
+    bound the nesting, once the caller takes away those its shapes account
+    for. ``data`` must be ASCII.
+    """
+    mapped = data.translate(_SCREEN)
+    if _LONG_INT in mapped or _LONG_EXPONENT in mapped:
+        return None
+    return mapped.count(b"{")
+
+
+# -- field checks (each raises _Reject where the strict path would not give the same value) --
+
+
+class _Reject(Exception):  # noqa: N818 - a signal, not an error
+    """This payload is not for the fast path (the strict path decides)."""
+
+
+# The characters of a decimal literal: with only these, Decimal() accepts
+# exactly what _fields._DECIMAL_RE matches (no spaces, underscores, NaN/Inf,
+# non-ASCII digits).
+_DECIMAL_CHARS: Final = "0123456789.eE+-"
+
+
+def _text(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_TEXT_CHARS:
+        raise _Reject
+    return value
+
+
+def _required_text(value: str) -> str:
+    if value == "" or len(value) > MAX_TEXT_CHARS:
+        raise _Reject
+    return value
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_NUMBER_CHARS or value.strip(_DECIMAL_CHARS):
+        raise _Reject
+    number = Decimal(value)  # InvalidOperation is caught by the caller
+    if not number.is_finite() or (number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT):
+        raise _Reject
+    return number
+
+
+def _required_decimal(value: str) -> Decimal:
+    number = _decimal(value)
+    if number is None:
+        raise _Reject
+    return number
+
+
+def _enum(raw: str, mapping: Any) -> Any:
+    found = mapping.get(_required_text(raw).upper())
+    if found is None:  # an unknown value: the strict path records it
+        raise _Reject
+    return found
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def _fill(wire: FillWire, account: str | None, source: Source) -> Fill:
+    fill_id = _required_text(wire.id)
+    canonical, kind = _enum(wire.fill_type, FILL_TYPES)
+    sent = _text(wire.account)
+    if account is None:
+        if sent is None:
+            raise _Reject
+        owner = sent
+    else:
+        if sent is not None and not same_account(sent, account):
+            raise _Reject
+        owner = account
+    raw_liquidity = _text(wire.liquidity)
+    liquidity = Liquidity.UNKNOWN if raw_liquidity is None else _enum(raw_liquidity, _LIQUIDITY)
+    return Fill(
+        key=FillKey(venue=VENUE, account=owner, fill_type=canonical, fill_id=fill_id),
+        kind=kind,
+        order_id=_text(wire.order_id),
+        instrument=_required_text(wire.market),
+        side=_enum(wire.side, _SIDES),
+        price=_required_decimal(wire.price),
+        size=_required_decimal(wire.size),
+        fee=_decimal(wire.fee) or Decimal(0),
+        fee_currency=_text(wire.fee_currency) or "",
+        liquidity=liquidity,
+        time=wire.created_at,
+        source=source,
+        client_id=_text(wire.client_id),
+        realized_pnl=_decimal(wire.realized_pnl),
+    )
+
+
+def _order(wire: OrderWire, source: Source) -> Order:
+    order_id = _required_text(wire.id)
+    order_type = _enum(wire.type, _ORDER_TYPES)
+    quantity = _required_decimal(wire.size)
+    remaining = _required_decimal(wire.remaining_size)
+    if quantity < 0 or remaining < 0 or remaining > quantity:
+        raise _Reject
+    filled = quantity - remaining
+    reason = _text(wire.cancel_reason)
+    upper = _required_text(wire.status).upper()
+    status: OrderStatus
+    if upper != _CLOSED:
+        live = _LIVE_STATUSES.get(upper)
+        if live is None:  # an unknown status: the strict path records it
+            raise _Reject
+        status = live
+    elif remaining == 0:
+        status = OrderStatus.FILLED
+    elif filled == 0 and reason is not None and reason.upper() in REJECTION_REASONS:
+        status = OrderStatus.REJECTED
+    else:
+        status = OrderStatus.CANCELED
+    price = _decimal(wire.price)
+    if price == 0 and order_type in _MARKET_LIKE:
+        price = None
+    created_at = wire.created_at
+    updated_at = wire.last_updated_at
+    return Order(
+        order_id=order_id,
+        client_id=_text(wire.client_id),
+        instrument=_required_text(wire.market),
+        side=_enum(wire.side, _SIDES),
+        type=order_type,
+        price=price,
+        quantity=quantity,
+        filled_quantity=filled,
+        average_fill_price=_decimal(wire.avg_fill_price),
+        status=status,
+        cancel_reason=reason if status.is_terminal and status is not OrderStatus.FILLED else None,
+        created_at=created_at,
+        updated_at=created_at if updated_at is None else updated_at,
+        sequence=wire.seq_no,
+        source=source,
+    )
+
+
+def fill_from_wire(wire: FillWire, *, account: str | None, source: Source) -> Fill | None:
+    """``parse_fill``'s value for this payload, or ``None`` when the strict path must decide."""
+    try:
+        return _fill(wire, account, source)
+    except (_Reject, ArithmeticError, TypeError, ValueError):  # a core validator's refusal too
+        return None
+
+
+def order_from_wire(wire: OrderWire, *, source: Source) -> Order | None:
+    """``parse_order``'s value for this payload, or ``None`` when the strict path must decide."""
+    try:
+        return _order(wire, source)
+    except (_Reject, ArithmeticError, TypeError, ValueError):
+        return None
+
+
+def value_from_wire(wire: Wire, *, account: str | None, source: Source) -> Order | Fill | None:
+    """The order or fill of a decoded notification, or ``None`` when the strict path must decide."""
+    if isinstance(wire, OrderWire):
+        return order_from_wire(wire, source=source)
+    return fill_from_wire(wire, account=account, source=source)
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+_Decoders: TypeAlias = tuple["msgspec.json.Decoder[Any]", "msgspec.json.Decoder[Any]"]
+#: Opening brackets a notification has (itself, params, data, flags, request_info).
+_NOTIFICATION_BRACKETS: Final = 5
+
+
+def _typed_notification(text: str) -> tuple[str, Wire] | None:
+    """The first tier: the whole message typed, nothing skipped (raises msgspec's errors).
+
+    The decoder is picked by a glance at the text; the decoded channel must agree.
+    """
+    message: _OrderNotification | _FillNotification
+    if '"channel":"orders' in text:
+        message = _ORDER_NOTIFICATION.decode(text)
+    elif '"channel":"fills' in text:
+        message = _FILL_NOTIFICATION.decode(text)
+    else:
+        raise msgspec.ValidationError("not a compact orders or fills notification")
+    channel = message.params.channel
+    kind = "orders" if isinstance(message, _OrderNotification) else "fills"
+    if channel.split(".", 1)[0] != kind:
+        raise msgspec.ValidationError("the glance at the channel was wrong")
+    if message.method != "subscription":
+        return None
+    return channel, message.params.data
+
+
+def _screened_notification(data: bytes) -> tuple[str, Wire] | None:
+    """The second tier: fields the spec does not list are skipped (``data`` screened first)."""
+    message = _ANY_MESSAGE.decode(data)
+    if message.method != "subscription" or message.result is not UNSET or message.error is not UNSET:
+        return None  # not a notification (an answer has a result or an error): the strict path decides
+    channel = message.params.channel
+    kind = channel.split(".", 1)[0]
+    if kind == "orders":
+        return channel, _ORDER[1].decode(message.params.data)
+    if kind == "fills":
+        return channel, _FILL[1].decode(message.params.data)
+    return None
+
+
+def decode_notification(text: str) -> tuple[str, Wire] | None:
+    """A WebSocket text message as ``(channel, payload shape)`` when it is an ``orders.*`` or ``fills.*``
+    notification the fast path can take; ``None`` otherwise (the strict path decides).
+
+    When this returns a value, ``decode_json(text)`` is a dict with ``method ==
+    "subscription"``, no ``result`` / ``error`` key, and ``params`` holding
+    this ``channel`` and the ``data`` the shape was decoded from.
+    """
+    if not text.isascii():  # a BOM, a lone surrogate: decode_json decides
+        return None
+    try:
+        return _typed_notification(text)
+    except msgspec.ValidationError:
+        pass  # a field the spec does not list (or an odd type): screen, then skip it
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    data = text.encode("ascii")
+    brackets = _screen(data)
+    if brackets is None or brackets > _NOTIFICATION_BRACKETS + MAX_EXTRA_BRACKETS:
+        return None
+    try:
+        return _screened_notification(data)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+
+
+def _page_brackets(rows: list[FillWire] | list[_AnyOrder]) -> int:
+    """The opening brackets of a decoded page that its shapes account for."""
+    count = 2 + len(rows)  # the page, its results, each row
+    for row in rows:
+        if row.flags is not UNSET:
+            count += 1
+        if isinstance(row, _AnyOrder) and isinstance(row.request_info, dict):
+            count += 1
+    return count
+
+
+def _page(body: bytes, decoders: _Decoders) -> Any:
+    """The decoded page, or ``None`` when the strict path must decide."""
+    if not body.isascii():  # a BOM, UTF-16, bytes that are not UTF-8: decode_json decides
+        return None
+    try:
+        return decoders[0].decode(body)
+    except msgspec.ValidationError:
+        pass  # a field the spec does not list (or an odd type): screen, then skip it
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    brackets = _screen(body)
+    if brackets is None:
+        return None
+    try:
+        page = decoders[1].decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if brackets - _page_brackets(page.results) > MAX_EXTRA_BRACKETS:
+        return None
+    return page
+
+
+def _strict_rows(body: bytes, count: int) -> list[object] | None:
+    """The page's rows as ``decode_json`` sees them (for the rows the fast path leaves to the strict one)."""
+    try:
+        payload = decode_json(body)
+    except ParseError:
+        return None
+    rows = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or len(rows) != count:
+        return None
+    return rows
+
+
+def fills_page(
+    body: bytes, *, account: str | None, source: Source = Source.REST
+) -> tuple[Page[Fill], str | None] | None:
+    """``parse_page(decode_json(body), "fills", parse_fill)`` for a ``GET /fills`` body, or ``None``.
+
+    Rows the fast path does not take are parsed by ``parse_fill`` (a bad row
+    becomes the same ``MALFORMED_MESSAGE`` discrepancy); ``None`` means the
+    whole page goes to the strict path.
+    """
+    page = _page(body, _FILLS_PAGE)
+    if page is None:
+        return None
+    items: list[Fill] = []
+    problems: list[Discrepancy] = []
+    strict: list[object] | None = None
+    for index, wire in enumerate(page.results):
+        value = fill_from_wire(wire, account=account, source=source)
+        if value is not None:
+            items.append(value)
+            continue
+        if strict is None:
+            strict = _strict_rows(body, len(page.results))
+            if strict is None:
+                return None
+        try:
+            parsed = parse_fill(strict[index], account=account, source=source)
+        except ParseError as exc:
+            problems.append(malformed(f"fills row {index}", exc, strict[index]))
+            continue
+        items.append(parsed.value)
+        problems.extend(parsed.problems)
+    return Page(items=tuple(items), problems=tuple(problems)), page.next or None
+
+
+def orders_page(body: bytes, *, what: str, source: Source = Source.REST) -> tuple[Page[Order], str | None] | None:
+    """``parse_page(decode_json(body), what, parse_order)`` for a paginated orders body, or ``None``."""
+    page = _page(body, _ORDERS_PAGE)
+    if page is None:
+        return None
+    items: list[Order] = []
+    problems: list[Discrepancy] = []
+    strict: list[object] | None = None
+    for index, wire in enumerate(page.results):
+        value = order_from_wire(wire, source=source)
+        if value is not None:
+            items.append(value)
+            continue
+        if strict is None:
+            strict = _strict_rows(body, len(page.results))
+            if strict is None:
+                return None
+        try:
+            parsed = parse_order(strict[index], source=source)
+        except ParseError as exc:
+            problems.append(malformed(f"{what} row {index}", exc, strict[index]))
+            continue
+        items.append(parsed.value)
+        problems.extend(parsed.problems)
+    return Page(items=tuple(items), problems=tuple(problems)), page.next or None
