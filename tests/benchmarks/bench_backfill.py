@@ -15,7 +15,8 @@ interpreter lock. Every variant reads ``GET /v1/fills`` in pages of 5000
 * **Baseline**: raw ``client.get`` of each page (the same query and bearer
   header) + ``json.loads``.
 * **Source**: ``ParadexSource.fills(since=0)`` — the REST client (token
-  bucket, retries, error mapping), ``decode_json`` and ``parse_fill`` per row.
+  bucket, retries, error mapping) and the page parser (the msgspec fast path,
+  ``decode_json`` and ``parse_fill`` for what it declines).
 * **Backfill** (the subject): the same pages, each merged into an
   ``AccountReconciler`` over a fresh ``SqliteLedger`` (``synchronous="full"``;
   every fill recorded, one commit per page before its events are handed on),
@@ -199,7 +200,7 @@ def measure(fills: int, rounds: int, scratch: Path, backend: str = "asyncio") ->
 
 LABELS = {
     "baseline": "baseline: `client.get` + `json.loads`",
-    "source": "`ParadexSource.fills()` (REST client + `decode_json` + `parse_fill`)",
+    "source": "`ParadexSource.fills()` (REST client + msgspec fast path, strict `parse_fill` as fallback)",
     "backfill": "+ reconciler merge + SqliteLedger record, commit per page, page by page",
     "session": "**session backfill**: the session's paged read (one page ahead) + merge gate + channel + acks",
 }

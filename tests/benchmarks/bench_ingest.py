@@ -16,8 +16,9 @@ unmasked as a server sends them) and cut into 64 KiB reads.
   The source's ``ParadexWebSocket`` connects through an in-memory byte stream
   whose far end performs the WebSocket handshake, answers ``auth`` and the
   five ``subscribe`` calls, then serves the pre-encoded reads. What the
-  timing covers: the client's wsproto decode, ``decode_json``, the Paradex
-  parsers, the hint stream, the session's batched merge into the
+  timing covers: the client's wsproto decode, the Paradex parsers (the
+  msgspec fast path of ``reconcile_paradex._wire``, ``decode_json`` and the
+  strict parsers where it declines), the hint stream, the session's batched merge into the
   ``AccountReconciler`` (each fill recorded in the ledger, one commit per
   batch before delivery), the bounded event channel, and the consumer's
   ``async for event in session.events()`` (with automatic acknowledgements,
@@ -29,7 +30,8 @@ unmasked as a server sends them) and cut into 64 KiB reads.
   the client's notification buffer would otherwise (by design) drop the
   connection, and the figure is the sustained rate.
 * Between the two, synchronous layers show where the time goes: + parsing
-  (``decode_json`` and ``parse_order``/``parse_fill``), + merge and record
+  (as the source parses: ``decode_notification`` and ``value_from_wire``, with
+  ``decode_json`` and ``parse_order``/``parse_fill`` as the fallback), + merge and record
   (``AccountReconciler`` over ``SqliteLedger``, a commit every 256).
 
 Goal: the session path sustains at least 40% of the baseline's rate.
@@ -56,6 +58,7 @@ from reconcile_core import AccountReconciler, Discrepancy, FillRecorded, OrderUp
 from reconcile_core.runtime import Session, SessionConfig
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_paradex import ParadexSource, TokenBucket, decode_json, parse_fill, parse_order
+from reconcile_paradex._wire import decode_notification, value_from_wire
 from reconcile_paradex.testing import ParadexSimulator
 from tests.benchmarks._payloads import FILLS_PER_ORDER, MESSAGES_PER_ORDER, Frames, notifications, open_pair, rpc_text
 from tests.benchmarks._support import (
@@ -99,8 +102,22 @@ def baseline(frames: Frames) -> float:
     return count / elapsed
 
 
+def _value(text: str) -> object:
+    """The order or fill of one notification, as the source gets it: the fast path, else the strict one."""
+    decoded = decode_notification(text)
+    if decoded is not None:
+        value = value_from_wire(decoded[1], account=ACCOUNT, source=Source.WS)
+        if value is not None:
+            return value
+    message: Any = decode_json(text)
+    params = message["params"]
+    if params["channel"].startswith("orders"):
+        return parse_order(params["data"], source=Source.WS).value
+    return parse_fill(params["data"], account=ACCOUNT, source=Source.WS).value
+
+
 def _observations(frames: Frames, sink: Callable[[object], None]) -> int:
-    """Decode, ``decode_json`` and parse every message as ``ParadexSource`` does; hand each value to ``sink``."""
+    """Decode and parse every message as ``ParadexSource`` does (see ``_value``); hand each value to ``sink``."""
     client, _ = open_pair()
     parts: list[str] = []
     count = 0
@@ -112,19 +129,15 @@ def _observations(frames: Frames, sink: Callable[[object], None]) -> int:
             parts.append(event.data)
             if not event.message_finished:
                 continue
-            message: Any = decode_json("".join(parts))
+            text = "".join(parts)
             parts.clear()
-            params = message["params"]
-            if params["channel"].startswith("orders"):
-                sink(parse_order(params["data"], source=Source.WS).value)
-            else:
-                sink(parse_fill(params["data"], account=ACCOUNT, source=Source.WS).value)
+            sink(_value(text))
             count += 1
     return count
 
 
 def parsed(frames: Frames) -> float:
-    """Baseline + ``decode_json`` (exact decimals, bounded ints) + the Paradex parsers."""
+    """Baseline + the Paradex parsers: the msgspec fast path, ``decode_json`` + ``parse_*`` where it declines."""
     started = time.perf_counter()
     count = _observations(frames, lambda value: None)
     elapsed = time.perf_counter() - started
@@ -335,7 +348,7 @@ def measure(messages: int, rounds: int, scratch: Path, backend: str = "asyncio")
 
 LABELS = {
     "baseline": "baseline: wsproto decode + `json.loads`",
-    "parsed": "+ `decode_json` + Paradex parsers",
+    "parsed": "+ Paradex parsers (msgspec fast path, strict `decode_json` + parsers as fallback)",
     "merged": "+ reconciler merge + SqliteLedger record, commit every 256",
     "session": "**Session path** (all of the above + runtime + delivery + acks)",
 }

@@ -20,7 +20,9 @@ same dicts.
 * **What the guarantees cost**, from the message text to the consumer:
   a naive seed-style loop (``json.loads``, a ``set`` of fill ids for
   dedup, a ``dict`` of orders by id, last write wins); ccxt's parsers in the
-  same loop; ours with the reconciler over a ``MemoryLedger`` (exact
+  same loop; ours (text parsed as ``ParadexSource`` does: the msgspec fast
+  path, ``decode_json`` + the strict parsers where it declines) with the
+  reconciler over a ``MemoryLedger`` (exact
   decimals, dedup by fill key, version-gated order merge, gap checks, events);
   and ours over a ``SqliteLedger`` (every fill durable, a commit every 256).
 """
@@ -37,6 +39,7 @@ from typing import Any
 from reconcile_core import AccountReconciler, MemoryLedger, Source
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_paradex import decode_json, parse_fill, parse_order
+from reconcile_paradex._wire import decode_notification, value_from_wire
 from tests.benchmarks._payloads import MESSAGES_PER_ORDER, notifications, rpc_text
 from tests.benchmarks._support import (
     ACCOUNT,
@@ -140,18 +143,22 @@ def ccxt_loop(exchange: Any, texts: list[str]) -> float:
 
 
 def ours_loop(texts: list[str], ledger: Any) -> float:
-    """decode_json, our parsers, the reconciler over ``ledger`` (commit every ``BATCH``), events counted."""
+    """Our parsers (as the source), the reconciler over ``ledger`` (commit every ``BATCH``), events counted."""
     reconciler = AccountReconciler(venue="paradex", account=ACCOUNT, ledger=ledger)
 
     def run() -> None:
         events = 0
         for number, text in enumerate(texts, 1):
-            params: Any = decode_json(text)
-            params = params["params"]
-            if params["channel"].startswith("fills"):
-                value: Any = parse_fill(params["data"], account=ACCOUNT, source=Source.WS).value
-            else:
-                value = parse_order(params["data"], source=Source.WS).value
+            # As the source parses: the msgspec fast path, the strict parsers where it declines.
+            decoded = decode_notification(text)
+            value: Any = None if decoded is None else value_from_wire(decoded[1], account=ACCOUNT, source=Source.WS)
+            if value is None:
+                params: Any = decode_json(text)
+                params = params["params"]
+                if params["channel"].startswith("fills"):
+                    value = parse_fill(params["data"], account=ACCOUNT, source=Source.WS).value
+                else:
+                    value = parse_order(params["data"], source=Source.WS).value
             events += len(reconciler.merge(value).events)
             if number % BATCH == 0:
                 ledger.commit()
@@ -229,7 +236,7 @@ def report(result: dict[str, Any], info: dict[str, str]) -> str:
     labels = {
         "naive": "naive: `json.loads` + `set` + `dict`",
         "ccxt": "ccxt: `json.loads` + ccxt parsers + `set` + `dict`",
-        "ours_memory": "ours: `decode_json` + parsers + reconciler (MemoryLedger)",
+        "ours_memory": "ours: msgspec fast path (strict parsers as fallback) + reconciler (MemoryLedger)",
         "ours_sqlite": "ours, durable: + SqliteLedger, commit every 256",
     }
     rows = [
