@@ -260,6 +260,15 @@ class _Reject(Exception):  # noqa: N818 - a signal, not an error
 _DECIMAL_CHARS: Final = "0123456789.eE+-"
 
 
+# Enum members as constants: reading one off its class costs more than a dict lookup.
+_FILLED: Final = OrderStatus.FILLED
+_CANCELED: Final = OrderStatus.CANCELED
+_REJECTED: Final = OrderStatus.REJECTED
+_NO_LIQUIDITY: Final = Liquidity.UNKNOWN
+#: The statuses whose order keeps its cancel reason (terminal, not filled).
+_KEEPS_REASON: Final = frozenset(status for status in OrderStatus if status.is_terminal and status is not _FILLED)
+
+
 def _text(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -279,15 +288,17 @@ def _decimal(value: str | None) -> Decimal | None:
         return None
     if len(value) > MAX_NUMBER_CHARS or value.strip(_DECIMAL_CHARS):
         raise _Reject
-    number = Decimal(value)  # InvalidOperation is caught by the caller
-    if not number.is_finite() or (number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT):
+    number = Decimal(value)  # InvalidOperation is caught by the caller; never NaN or Inf from these characters
+    if number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT:
         raise _Reject
     return number
 
 
 def _required_decimal(value: str) -> Decimal:
-    number = _decimal(value)
-    if number is None:
+    if len(value) > MAX_NUMBER_CHARS or value.strip(_DECIMAL_CHARS) or not value:
+        raise _Reject
+    number = Decimal(value)  # InvalidOperation is caught by the caller
+    if number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT:
         raise _Reject
     return number
 
@@ -311,11 +322,11 @@ def _fill(wire: FillWire, account: str | None, source: Source) -> Fill:
             raise _Reject
         owner = sent
     else:
-        if sent is not None and not same_account(sent, account):
+        if sent is not None and sent != account and not same_account(sent, account):
             raise _Reject
         owner = account
     raw_liquidity = _text(wire.liquidity)
-    liquidity = Liquidity.UNKNOWN if raw_liquidity is None else _enum(raw_liquidity, _LIQUIDITY)
+    liquidity = _NO_LIQUIDITY if raw_liquidity is None else _enum(raw_liquidity, _LIQUIDITY)
     return Fill(
         key=FillKey(venue=VENUE, account=owner, fill_type=canonical, fill_id=fill_id),
         kind=kind,
@@ -351,11 +362,11 @@ def _order(wire: OrderWire, source: Source) -> Order:
             raise _Reject
         status = live
     elif remaining == 0:
-        status = OrderStatus.FILLED
+        status = _FILLED
     elif filled == 0 and reason is not None and reason.upper() in REJECTION_REASONS:
-        status = OrderStatus.REJECTED
+        status = _REJECTED
     else:
-        status = OrderStatus.CANCELED
+        status = _CANCELED
     price = _decimal(wire.price)
     if price == 0 and order_type in _MARKET_LIKE:
         price = None
@@ -372,7 +383,7 @@ def _order(wire: OrderWire, source: Source) -> Order:
         filled_quantity=filled,
         average_fill_price=_decimal(wire.avg_fill_price),
         status=status,
-        cancel_reason=reason if status.is_terminal and status is not OrderStatus.FILLED else None,
+        cancel_reason=reason if status in _KEEPS_REASON else None,
         created_at=created_at,
         updated_at=created_at if updated_at is None else updated_at,
         sequence=wire.seq_no,
