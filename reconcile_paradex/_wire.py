@@ -17,12 +17,16 @@ and the caller runs the strict path, which stays the single source of every
 error message, ``ParseError`` and discrepancy. ``tests/paradex/plugin/
 test_wire.py`` checks the subset-and-equality claim with Hypothesis.
 
-What msgspec accepts but ``decode_json`` does not is screened before the
-answer is trusted (:func:`_screen`): non-ASCII input (a BOM, bytes that are not
-UTF-8, lone surrogates), an integer literal of more than
-``MAX_JSON_INT_DIGITS`` digits or an exponent of 18+ digits in a field this
-module skips, and nesting deep enough to approach the recursion limit.
-Duplicate keys need nothing: msgspec keeps the last, as ``json.loads`` does.
+msgspec accepts a few things ``decode_json`` refuses: non-ASCII input (a BOM,
+bytes that are not UTF-8, lone surrogates) is never taken, and the rest can
+only hide in what msgspec skips without looking (an unknown field, a
+``Raw``): integer literals of more than ``MAX_JSON_INT_DIGITS`` digits,
+exponents ``Decimal`` cannot hold, nesting near the recursion limit. Hence two
+tiers. The first types every field the spec documents and forbids the rest,
+so nothing is skipped (not even the value of a key given twice: msgspec keeps
+the last, as ``json.loads`` does, but validates both). Only when that fails is
+the text screened (:func:`_screen`) and decoded again with unknown fields
+skipped — what keeps the fast path fast when Paradex adds a field.
 """
 
 from __future__ import annotations
