@@ -16,6 +16,7 @@ from functools import partial
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from reconcile_core import errors
@@ -46,6 +47,10 @@ T = TypeVar("T")
 #: At most this many rounds of needs per call: answers can raise new needs
 #: (a resolved order reveals a fill gap); the rest wait for the next round.
 _NEED_ROUNDS = 3
+#: Event-loop steps given to the page reader after each hand-over, before the
+#: page's merge (synchronous) runs: enough for it to send the next request, so
+#: that the venue prepares the next page while this one merges.
+_READER_STEPS = 4
 
 
 def describe(exc: BaseException) -> str:
@@ -115,15 +120,21 @@ class Reconciliation:
         send, receive = anyio.create_memory_object_stream[Page[T] | SourceFailedError](0)
 
         async def read_ahead() -> None:
-            async with send:
+            with send:
                 while True:
+                    item: Page[T] | SourceFailedError
                     try:
-                        page = await self.call(what, iterator.__anext__)
+                        item = await self.call(what, iterator.__anext__)
                     except SourceFailedError as failed:
-                        if not isinstance(failed.error, StopAsyncIteration):
-                            await send.send(failed)  # raised by the merger, in its own context
+                        if isinstance(failed.error, StopAsyncIteration):
+                            return
+                        item = failed  # raised by the merger, in its own context
+                    try:
+                        await send.send(item)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        return  # the merger stopped
+                    if isinstance(item, SourceFailedError):
                         return
-                    await send.send(page)
 
         failure: Exception | None = None
         try:
@@ -132,15 +143,21 @@ class Reconciliation:
                 # Failures are raised after the task group, never from inside it:
                 # a task group may wrap what its body raises in an exception group.
                 try:
-                    async with receive:
-                        async for item in receive:
-                            if isinstance(item, SourceFailedError):
-                                failure = item
-                                break
-                            await on_page(item)
+                    async for received in receive:
+                        if isinstance(received, SourceFailedError):
+                            failure = received
+                            break
+                        # The hand-over woke the reader; a merge holds the event loop,
+                        # so first give the reader the few steps it needs to put the
+                        # next request on the wire (measured: 1-2 steps with httpx).
+                        for _ in range(_READER_STEPS):
+                            await anyio.lowlevel.checkpoint()
+                        await on_page(received)
                 except Exception as exc:  # noqa: BLE001 - re-raised below, as it is
                     failure = exc
-                reader.cancel_scope.cancel()
+                finally:
+                    reader.cancel_scope.cancel()  # before the stream closes under the reader
+                    receive.close()
         finally:
             await _close_quietly(iterator)
         if failure is not None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from reconcile_core import Page
@@ -67,8 +68,31 @@ async def test_the_next_page_is_read_while_the_current_one_merges() -> None:
     log = pages.log
     # Page 1 was read while page 0 merged; never more than one page ahead.
     assert log.index("merge 0 starts") < log.index("got 1") < log.index("merge 0 ends")
-    assert log.index("read 2") > log.index("merge 1 starts")
+    # Never more than one page ahead: page 2 is read once page 1 was handed over.
+    assert log.index("read 2") > log.index("merge 0 ends")
     assert pages.closed
+
+
+async def test_the_next_request_is_sent_before_a_synchronous_merge_holds_the_loop() -> None:
+    # A merge is synchronous: whatever the reader has not sent when it starts waits
+    # for its end. The reader here needs two steps to "send" (like httpx's pool
+    # and connection locks); the merger gives it them first.
+    log: list[str] = []
+
+    async def read() -> AsyncIterator[Page[int]]:
+        for number in range(3):
+            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
+            log.append(f"sent {number}")
+            await anyio.sleep(0.01)  # the venue prepares the page
+            yield Page(items=(number,))
+
+    async def on_page(page: Page[int]) -> None:
+        log.append(f"merge {page.items[0]}")  # no await: holds the loop
+
+    await _reconciliation().pages("fills", read, on_page)
+    assert log.index("sent 1") < log.index("merge 0")
+    assert log.index("sent 2") < log.index("merge 1")
 
 
 async def test_a_failed_read_is_raised_after_every_page_before_it_merged() -> None:
