@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from attrs import validators as v
@@ -215,6 +215,30 @@ def _positions(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         raise TypeError(msg)
 
 
+# The hot types (a fill, its key and an order are built for every venue message)
+# check their fields in one ``__attrs_post_init__`` instead of one validator call
+# per field: a type-exact test of every field first, and only when that fails,
+# the field checks below, in field order (so the first bad field is named, with
+# the same error as a validator would raise). A value of a subclass (a ``str``
+# subclass, say) fails the exact test and then passes the checks.
+_CHECK: Final = "reconcile_core.check"
+
+
+def _check(check: Callable[[object, attrs.Attribute[Any], object], None]) -> dict[str, object]:
+    """A field's metadata: ``check`` validates its value (from ``__attrs_post_init__``, see ``_run_checks``)."""
+    return {_CHECK: check}
+
+
+def _run_checks(instance: object) -> None:
+    """Every field's check, in field order; the first failure is raised. Honors ``attrs.validators.disabled()``."""
+    if attrs.validators.get_disabled():
+        return
+    for attribute in attrs.fields(type(instance)):  # type: ignore[arg-type]
+        check = attribute.metadata.get(_CHECK)
+        if check is not None:
+            check(instance, attribute, getattr(instance, attribute.name))
+
+
 @attrs.frozen(kw_only=True)
 class FillKey:
     """The identity of a fill: unique within one venue account.
@@ -225,10 +249,24 @@ class FillKey:
     many accounts and venues.
     """
 
-    venue: str = attrs.field(validator=_nonempty)
-    account: str = attrs.field(validator=_nonempty)
-    fill_type: str = attrs.field(validator=_nonempty)
-    fill_id: str = attrs.field(validator=_nonempty)
+    venue: str = attrs.field(metadata=_check(_nonempty))
+    account: str = attrs.field(metadata=_check(_nonempty))
+    fill_type: str = attrs.field(metadata=_check(_nonempty))
+    fill_id: str = attrs.field(metadata=_check(_nonempty))
+
+    def __attrs_post_init__(self) -> None:
+        venue, account, fill_type, fill_id = self.venue, self.account, self.fill_type, self.fill_id
+        if not (
+            type(venue) is str
+            and venue != ""
+            and type(account) is str
+            and account != ""
+            and type(fill_type) is str
+            and fill_type != ""
+            and type(fill_id) is str
+            and fill_id != ""
+        ):
+            _run_checks(self)
 
     def __str__(self) -> str:
         return f"{self.venue}:{self.account}:{self.fill_type}:{self.fill_id}"
@@ -244,24 +282,45 @@ class Fill:
     one fill.
     """
 
-    key: FillKey = attrs.field(validator=_instance_of(FillKey))
-    kind: FillKind = attrs.field(validator=_instance_of(FillKind))
+    key: FillKey = attrs.field(metadata=_check(_instance_of(FillKey)))
+    kind: FillKind = attrs.field(metadata=_check(_instance_of(FillKind)))
     #: The order this fill executed, or ``None`` for fills without an order
     #: (some liquidation, transfer and settlement fills).
-    order_id: str | None = attrs.field(validator=_optional_str)
-    instrument: str = attrs.field(validator=_nonempty)
-    side: Side = attrs.field(validator=_instance_of(Side))
-    price: Decimal = attrs.field(validator=_finite)
-    size: Decimal = attrs.field(validator=_finite_nonnegative)
+    order_id: str | None = attrs.field(metadata=_check(_optional_str))
+    instrument: str = attrs.field(metadata=_check(_nonempty))
+    side: Side = attrs.field(metadata=_check(_instance_of(Side)))
+    price: Decimal = attrs.field(metadata=_check(_finite))
+    size: Decimal = attrs.field(metadata=_check(_finite_nonnegative))
     #: Fee paid; negative means a rebate.
-    fee: Decimal = attrs.field(validator=_finite)
-    fee_currency: str = attrs.field(validator=_str)
-    liquidity: Liquidity = attrs.field(validator=_instance_of(Liquidity))
+    fee: Decimal = attrs.field(metadata=_check(_finite))
+    fee_currency: str = attrs.field(metadata=_check(_str))
+    liquidity: Liquidity = attrs.field(metadata=_check(_instance_of(Liquidity)))
     #: Venue time of the fill, ms since the epoch.
-    time: int = attrs.field(validator=_ms)
-    source: Source = attrs.field(validator=_instance_of(Source))
-    client_id: str | None = attrs.field(default=None, validator=_optional_str)
-    realized_pnl: Decimal | None = attrs.field(default=None, validator=_optional_finite)
+    time: int = attrs.field(metadata=_check(_ms))
+    source: Source = attrs.field(metadata=_check(_instance_of(Source)))
+    client_id: str | None = attrs.field(default=None, metadata=_check(_optional_str))
+    realized_pnl: Decimal | None = attrs.field(default=None, metadata=_check(_optional_finite))
+
+    def __attrs_post_init__(self) -> None:
+        instrument, pnl = self.instrument, self.realized_pnl
+        if not (
+            type(self.key) is FillKey
+            and type(self.kind) is FillKind
+            and (self.order_id is None or type(self.order_id) is str)
+            and type(instrument) is str
+            and instrument != ""
+            and type(self.side) is Side
+            and (type(self.price) is Decimal and self.price.is_finite())
+            and (type(self.size) is Decimal and self.size.is_finite() and not self.size < 0)
+            and (type(self.fee) is Decimal and self.fee.is_finite())
+            and type(self.fee_currency) is str
+            and type(self.liquidity) is Liquidity
+            and (type(self.time) is int and self.time >= 0)
+            and type(self.source) is Source
+            and (self.client_id is None or type(self.client_id) is str)
+            and (pnl is None or (type(pnl) is Decimal and pnl.is_finite()))
+        ):
+            _run_checks(self)
 
     def content(self) -> tuple[object, ...]:
         """The fields that must agree between two sightings of the same fill."""
@@ -310,25 +369,53 @@ class Order:
     :func:`reconcile_core.order_version`).
     """
 
-    order_id: str = attrs.field(validator=_nonempty)
-    client_id: str | None = attrs.field(validator=_optional_str)
-    instrument: str = attrs.field(validator=_nonempty)
-    side: Side = attrs.field(validator=_instance_of(Side))
-    type: OrderType = attrs.field(validator=_instance_of(OrderType))
+    order_id: str = attrs.field(metadata=_check(_nonempty))
+    client_id: str | None = attrs.field(metadata=_check(_optional_str))
+    instrument: str = attrs.field(metadata=_check(_nonempty))
+    side: Side = attrs.field(metadata=_check(_instance_of(Side)))
+    type: OrderType = attrs.field(metadata=_check(_instance_of(OrderType)))
     #: Limit price; ``None`` for market orders.
-    price: Decimal | None = attrs.field(validator=_optional_finite)
-    quantity: Decimal = attrs.field(validator=_finite_nonnegative)
-    filled_quantity: Decimal = attrs.field(validator=_finite_nonnegative)
-    average_fill_price: Decimal | None = attrs.field(validator=_optional_finite)
-    status: OrderStatus = attrs.field(validator=_instance_of(OrderStatus))
+    price: Decimal | None = attrs.field(metadata=_check(_optional_finite))
+    quantity: Decimal = attrs.field(metadata=_check(_finite_nonnegative))
+    filled_quantity: Decimal = attrs.field(metadata=_check(_finite_nonnegative))
+    average_fill_price: Decimal | None = attrs.field(metadata=_check(_optional_finite))
+    status: OrderStatus = attrs.field(metadata=_check(_instance_of(OrderStatus)))
     #: Why a terminal order ended without filling (venue's own code), else ``None``.
-    cancel_reason: str | None = attrs.field(validator=_optional_str)
-    created_at: int = attrs.field(validator=_ms)
+    cancel_reason: str | None = attrs.field(metadata=_check(_optional_str))
+    created_at: int = attrs.field(metadata=_check(_ms))
     #: Venue time of this version, ms since the epoch.
-    updated_at: int = attrs.field(validator=_ms)
+    updated_at: int = attrs.field(metadata=_check(_ms))
     #: The venue's per-update sequence number. Only comparable within one source.
-    sequence: int | None = attrs.field(validator=_optional_int)
-    source: Source = attrs.field(validator=_instance_of(Source))
+    sequence: int | None = attrs.field(metadata=_check(_optional_int))
+    source: Source = attrs.field(metadata=_check(_instance_of(Source)))
+
+    def __attrs_post_init__(self) -> None:
+        order_id, instrument, price, average = self.order_id, self.instrument, self.price, self.average_fill_price
+        sequence = self.sequence
+        if not (
+            type(order_id) is str
+            and order_id != ""
+            and (self.client_id is None or type(self.client_id) is str)
+            and type(instrument) is str
+            and instrument != ""
+            and type(self.side) is Side
+            and type(self.type) is OrderType
+            and (price is None or (type(price) is Decimal and price.is_finite()))
+            and (type(self.quantity) is Decimal and self.quantity.is_finite() and not self.quantity < 0)
+            and (
+                type(self.filled_quantity) is Decimal
+                and self.filled_quantity.is_finite()
+                and not self.filled_quantity < 0
+            )
+            and (average is None or (type(average) is Decimal and average.is_finite()))
+            and type(self.status) is OrderStatus
+            and (self.cancel_reason is None or type(self.cancel_reason) is str)
+            and (type(self.created_at) is int and self.created_at >= 0)
+            and (type(self.updated_at) is int and self.updated_at >= 0)
+            and (sequence is None or type(sequence) is int)
+            and type(self.source) is Source
+        ):
+            _run_checks(self)
 
     @property
     def remaining_quantity(self) -> Decimal:
