@@ -187,6 +187,14 @@ class SqliteLedger:
         self._expect_known = [False, False]
         self._next_offset = 1
         self._dirty = False
+        # Acknowledgement-only transactions commit without an fsync (see the class
+        # docstring): _full says the configured level is FULL; _relaxed that the
+        # connection may be at NORMAL now. It is set before lowering the level and
+        # cleared only once FULL is restored, and any transaction but one begun by
+        # acknowledge() restores FULL before its BEGIN: with _relaxed clear, or with
+        # no open transaction begun by acknowledge(), every commit is at FULL.
+        self._full = synchronous == "full"
+        self._relaxed = False
         self._lost: str | None = None
         self._read_only = read_only
         if read_only:
@@ -339,6 +347,55 @@ class SqliteLedger:
         self._dirty = False
         self._accounts.clear()  # may name accounts created by the rolled-back transaction
         self._forget_totals()  # may hold totals written by the rolled-back transaction
+        self._restore_synchronous()
+
+    def _restore_synchronous(self) -> None:
+        """Back to ``synchronous=FULL`` after an acknowledgement-only transaction ended.
+
+        Best effort: if it fails, ``_relaxed`` stays set, and the next
+        transaction that is not acknowledgement-only tries again before its
+        ``BEGIN`` (and fails instead of writing at ``NORMAL``).
+        """
+        conn = self._conn
+        if self._relaxed and conn is not None and not conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA synchronous=FULL")
+                self._relaxed = False
+
+    def _begin(self, conn: sqlite3.Connection, *, ack: bool) -> None:
+        """Open a transaction: at ``synchronous=NORMAL`` if it is for acknowledgements (``ack``).
+
+        Not after a failure not yet reported (``_lost``): the next commit rolls
+        back whatever is written until then, so nothing in that transaction
+        is committed at ``NORMAL``, and writes may share it as before.
+        """
+        if ack and self._full and self._lost is None:
+            if not self._relaxed:
+                self._relaxed = True  # before: if the PRAGMA fails, the level is uncertain
+                conn.execute("PRAGMA synchronous=NORMAL")
+        elif self._relaxed:
+            conn.execute("PRAGMA synchronous=FULL")
+            self._relaxed = False
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _commit_acknowledgements(self, conn: sqlite3.Connection, action: str) -> None:
+        """End the open acknowledgement-only transaction, so that a durable write starts its own.
+
+        Called by a write other than :meth:`acknowledge` while a transaction
+        begun by it is open: that transaction holds acknowledgements only.
+        Committing it here (at ``NORMAL``) keeps the write out of it; if this
+        commit fails, the acknowledgements are rolled back and the write
+        raises, as any failed write does.
+        """
+        try:
+            conn.execute("UPDATE ledger_meta SET value = ? WHERE name = 'next_offset'", (self._next_offset,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            error = translate(exc, path=self._path, action=f"commit the acknowledgements (before trying to {action})")
+            self._abort(str(error))
+            raise error from exc
+        self._dirty = False
+        self._restore_synchronous()
 
     def _forget_totals(self) -> None:
         self._totals.clear()
@@ -351,12 +408,16 @@ class SqliteLedger:
                 conn.execute("ROLLBACK")
         self._forget_transaction(reason)
 
-    def _writing(self, action: str, subject: object = "", *, flush: bool = True) -> _Call:
-        """A write inside the open transaction; on any failure the transaction is rolled back."""
-        return _Call(self, action, subject, write=True, flush=flush)
+    def _writing(self, action: str, subject: object = "", *, flush: bool = True, ack: bool = False) -> _Call:
+        """A write inside the open transaction; on any failure the transaction is rolled back.
+
+        ``ack``: the write is an acknowledgement, which may open a transaction
+        that commits without an fsync; any other write keeps the configured level.
+        """
+        return _Call(self, action, subject, write=True, flush=flush, ack=ack)
 
     def _reading(self, action: str, subject: object = "", *, flush: bool = True) -> _Call:
-        return _Call(self, action, subject, write=False, flush=flush)
+        return _Call(self, action, subject, write=False, flush=flush, ack=False)
 
     def _flush_totals(self, conn: sqlite3.Connection) -> None:
         """Write the held-back order totals (inside the open transaction)."""
@@ -653,7 +714,7 @@ class SqliteLedger:
                 raise UsageError(msg)
         if not wanted:
             return
-        with self._writing("acknowledge deliveries") as conn:
+        with self._writing("acknowledge deliveries", ack=True) as conn:
             conn.executemany("DELETE FROM outbox WHERE delivery_offset = ?", ((offset,) for offset in wanted))
             self._dirty = True
 
@@ -688,6 +749,8 @@ class SqliteLedger:
                 self._lost = None  # reported right here
                 raise error from exc
             self._dirty = False
+            if self._relaxed:
+                self._restore_synchronous()
 
     def close(self) -> None:
         """Commit, release the file and its lock. Idempotent."""
@@ -892,14 +955,17 @@ class _Call:
     The message is only formatted when something fails (``action`` + ``subject``).
     """
 
-    __slots__ = ("_action", "_conn", "_flush", "_ledger", "_subject", "_was_open", "_write")
+    __slots__ = ("_ack", "_action", "_conn", "_flush", "_ledger", "_subject", "_was_open", "_write")
 
-    def __init__(self, ledger: SqliteLedger, action: str, subject: object, *, write: bool, flush: bool) -> None:
+    def __init__(
+        self, ledger: SqliteLedger, action: str, subject: object, *, write: bool, flush: bool, ack: bool
+    ) -> None:
         self._ledger = ledger
         self._action = action
         self._subject = subject
         self._write = write
         self._flush = flush
+        self._ack = ack
         self._was_open = False
         self._conn: sqlite3.Connection | None = None
 
@@ -915,11 +981,16 @@ class _Call:
         try:
             conn = ledger._connection()
             self._was_open = conn.in_transaction
-            if self._write and not self._was_open:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise translate(exc, path=ledger.path, action=self.describe()) from exc
+            if self._write:
+                if self._was_open and ledger._relaxed and not self._ack:
+                    # The open transaction holds acknowledgements only: this write gets its own.
+                    ledger._commit_acknowledgements(conn, self.describe())
+                    self._was_open = False
+                if not self._was_open:
+                    try:
+                        ledger._begin(conn, ack=self._ack)
+                    except sqlite3.Error as exc:
+                        raise translate(exc, path=ledger.path, action=self.describe()) from exc
             if self._flush and ledger._pending_totals:
                 # Whatever this call reads or writes sees the held-back totals; a failure
                 # to write them loses the transaction, as a failed write would have.
