@@ -82,18 +82,30 @@ class _HintStream:
         return self
 
     async def __anext__(self) -> Hint:
-        while not self._ready:
-            item = await self._connection.next_incoming()
+        ready = self._ready
+        if ready:
+            return ready.popleft()
+        connection = self._connection
+        source = self._source
+        while True:
+            # A buffered item is taken without a coroutine; only an empty buffer waits.
+            item = connection.incoming_nowait()
+            if item is None:
+                item = await connection.next_incoming()
             if isinstance(item, Discrepancy):
                 return item
-            for hint in self._source._hints(item):
+            value = source._fast_hint(item)
+            if value is not None:  # the usual case: one order or fill, nothing to queue
+                return value
+            for hint in source._strict_hints(item):
                 if isinstance(hint, Discrepancy):
-                    redact = self._connection.redact
+                    redact = connection.redact
                     hint = attrs.evolve(  # noqa: PLW2901 - the redacted copy replaces it
                         hint, detail=redact(hint.detail), seen=None if hint.seen is None else redact(hint.seen)
                     )
-                self._ready.append(hint)
-        return self._ready.popleft()
+                ready.append(hint)
+            if ready:
+                return ready.popleft()
 
 
 class ParadexSource:
@@ -229,11 +241,21 @@ class ParadexSource:
             yield _HintStream(connection, self)
 
     def _hints(self, notification: Notification) -> list[Hint]:
+        value = self._fast_hint(notification)
+        if value is not None:
+            return [value]
+        return self._strict_hints(notification)
+
+    def _fast_hint(self, notification: Notification) -> Order | Fill | None:
+        """The fast path's order or fill, or ``None`` when it declines (or has none)."""
+        wire = notification.wire
+        if wire is None:
+            return None
+        return value_from_wire(wire, account=self._account, source=Source.WS)
+
+    def _strict_hints(self, notification: Notification) -> list[Hint]:
+        """The hints of a notification the fast path declined: the strict parsers decide."""
         channel = notification.channel
-        if notification.wire is not None:  # the fast path's order or fill, unless it declines
-            value = value_from_wire(notification.wire, account=self._account, source=Source.WS)
-            if value is not None:
-                return [value]
         kind = channel.split(".", 1)[0]
         try:
             data = notification.data

@@ -413,9 +413,12 @@ def order_from_wire(wire: OrderWire, *, source: Source) -> Order | None:
 
 def value_from_wire(wire: Wire, *, account: str | None, source: Source) -> Order | Fill | None:
     """The order or fill of a decoded notification, or ``None`` when the strict path must decide."""
-    if isinstance(wire, OrderWire):
-        return order_from_wire(wire, source=source)
-    return fill_from_wire(wire, account=account, source=source)
+    try:
+        if isinstance(wire, OrderWire):
+            return _order(wire, source)
+        return _fill(wire, account, source)
+    except (_Reject, ArithmeticError, TypeError, ValueError):  # as in order_from_wire and fill_from_wire
+        return None
 
 
 # -- decoding ------------------------------------------------------------------------------------

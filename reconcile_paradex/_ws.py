@@ -561,6 +561,20 @@ class JsonRpcConnection:
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise self._failure or ConnectionLostError("WebSocket connection closed") from None
 
+    def incoming_nowait(self) -> Incoming | None:
+        """The next buffered notification or discrepancy, ``None`` when none is buffered.
+
+        What :meth:`next_incoming` returns without waiting, for a consumer that
+        takes a burst without making a coroutine per message; raises the
+        connection's failure once it ended, as that does.
+        """
+        try:
+            return self._notify_receive.receive_nowait()
+        except anyio.WouldBlock:
+            return None
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise self._failure or ConnectionLostError("WebSocket connection closed") from None
+
     async def aclose(self) -> None:
         """Close the notification buffer and the transport. Idempotent."""
         # Both ends: when the handshake failed the reader never ran, and only it closes the send end.

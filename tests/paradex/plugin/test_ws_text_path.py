@@ -3,19 +3,27 @@
 ``_collect`` takes a message that came in one frame without the join of
 fragmented ones, and ``_handle_text`` builds a fast path's ``Notification``
 without its ``__init__``; both must behave exactly as the plain code does:
-the same items emitted, the same size bound, the same errors.
+the same items emitted, the same size bound, the same errors. So must
+``_HintStream.__anext__``, which takes a fast path's value without queueing it.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
+import attrs
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconcile_core import Discrepancy
 from reconcile_core.errors import ConnectionLostError
+from reconcile_core.typing import Hint
+from reconcile_paradex import ParadexSource
+from reconcile_paradex._source import _HintStream
 from reconcile_paradex._wire import decode_notification
 from reconcile_paradex._ws import (
     _EXCERPT_CHARS,
@@ -27,7 +35,7 @@ from reconcile_paradex._ws import (
 )
 from tests.benchmarks._payloads import notifications, rpc_text
 
-from .fake_venue import memory_pipe
+from .fake_venue import ACCOUNT, fill_payload, memory_pipe, order_payload, position_payload
 
 LIMIT = 1024  # the smallest max_message_bytes allowed
 
@@ -132,3 +140,81 @@ def test_the_fast_notification_is_the_one_init_builds() -> None:
         assert (fast.raw, fast.data) == (plain.raw, plain.data)
         with pytest.raises(AttributeError):
             fast.channel = "other"  # type: ignore[misc]
+
+
+# -- the hint stream ---------------------------------------------------------------------------
+
+SECRET = "read-only-secret-token-value"  # noqa: S105 - a test value
+
+
+class PlainHintStream(_HintStream):
+    """``__anext__`` as it was before its shortcuts: every item through ``_hints`` and the queue."""
+
+    async def __anext__(self) -> Hint:
+        while not self._ready:
+            item = await self._connection.next_incoming()
+            if isinstance(item, Discrepancy):
+                return item
+            for hint in self._source._hints(item):
+                if isinstance(hint, Discrepancy):
+                    redact = self._connection.redact
+                    hint = attrs.evolve(  # noqa: PLW2901
+                        hint, detail=redact(hint.detail), seen=None if hint.seen is None else redact(hint.seen)
+                    )
+                self._ready.append(hint)
+        return self._ready.popleft()
+
+
+def rpc(channel: str, data: object) -> str:
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}})
+
+
+MESSAGES = [
+    rpc("orders.ALL", order_payload("o1")),
+    rpc("fills.ALL", fill_payload("f1")),
+    rpc("fills.ALL", fill_payload("f2", fill_type="NEWTYPE")),  # declined: the strict path adds a discrepancy
+    rpc("orders.ALL", order_payload("o2", status="PENDING", client_id=SECRET)),
+    rpc("orders.ALL", order_payload("o3", price="NaN")),  # malformed: a discrepancy, redacted
+    rpc("fills.ALL", fill_payload("f3", account="0x1", fee=SECRET)),
+    rpc("positions", position_payload("BTC-USD-PERP", "1")),
+    rpc("account", {"account": ACCOUNT}),  # no hint at all
+    rpc("tradebusts", {"account": ACCOUNT}),
+    rpc("unknown.channel", {}),
+    f"not json {SECRET}",
+    '{"method":"subscription","params":{}}',
+]
+
+
+async def stream_hints(cls: type[_HintStream], source: ParadexSource, texts: list[str]) -> list[tuple[str, str]]:
+    ends = memory_pipe()
+    connection = JsonRpcConnection(ends[0], WebSocketSettings(buffer_size=100))
+    connection.remember_secret(SECRET)
+    out: list[tuple[str, str]] = []
+    try:
+        for text in texts:
+            connection._collect(text, finished=True)
+        connection._fail(ConnectionLostError("the end of the test"))
+        stream = cls(connection, source)
+        while True:
+            try:
+                hint = await stream.__anext__()
+            except ConnectionLostError as exc:
+                out.append(("lost", str(exc)))
+                break
+            out.append((type(hint).__name__, repr(hint)))
+    finally:
+        connection._notify_receive.close()
+        for end in ends:
+            end._send.close()
+            end._receive.close()
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.sampled_from(MESSAGES), max_size=8))
+def test_the_hint_stream_yields_the_same_with_or_without_its_shortcuts(texts: list[str]) -> None:
+    source = ParadexSource(account=ACCOUNT, token=SECRET, http_client=httpx.AsyncClient())
+    fast = anyio.run(stream_hints, _HintStream, source, texts)
+    plain = anyio.run(stream_hints, PlainHintStream, source, texts)
+    assert fast == plain
+    assert not [hint for kind, hint in fast if kind == "Discrepancy" and SECRET in hint]  # values are not redacted
