@@ -129,6 +129,20 @@ class SqliteLedger:
     offsets only grow: committed offsets are never reused, not even after a
     crash or after every entry was acknowledged. :meth:`close` commits.
 
+    Acknowledgements are the exception: a transaction begun by
+    :meth:`acknowledge` holds acknowledgements only and commits at
+    ``synchronous=NORMAL``, without an ``fsync`` (any other write first
+    commits it and begins its own transaction at the configured level;
+    acknowledgements written into a transaction already holding other writes
+    are committed with them). A consumer commits after each batch it
+    acknowledges, so this halves the ``fsync`` calls of a live session. A
+    crash of the process loses no such commit (it is in the write-ahead log,
+    in the operating system's cache); a power cut or an OS crash may undo the
+    last ones, and those entries are then delivered again, marked as
+    redeliveries, as after any crash before an acknowledgement was committed.
+    Fills, busts, conflicts, watermarks and order totals always get the
+    configured durability.
+
     **One writer.** The ledger holds an exclusive lock on ``<path>.lock`` for
     its lifetime. A second ledger on the same file, in this process or any
     other, gets :class:`~reconcile_core.errors.LedgerLockedError`. Inside one
