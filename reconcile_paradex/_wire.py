@@ -273,6 +273,14 @@ _NO_LIQUIDITY: Final = Liquidity.UNKNOWN
 _KEEPS_REASON: Final = frozenset(status for status in OrderStatus if status.is_terminal and status is not _FILLED)
 
 
+#: The characters of a decimal literal without an exponent.
+_PLAIN_CHARS: Final = "0123456789.+-"
+#: The longest such literal whose adjusted exponent is always within ±MAX_DECIMAL_EXPONENT
+#: (its digits, a sign and a point: at most 40 digits before the point, or 39 zeros after it).
+_PLAIN_CHARS_MAX: Final = MAX_DECIMAL_EXPONENT + 1
+_ZERO: Final = Decimal(0)
+
+
 def _text(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -290,6 +298,8 @@ def _required_text(value: str) -> str:
 def _decimal(value: str | None) -> Decimal | None:
     if value is None or value == "":
         return None
+    if len(value) <= _PLAIN_CHARS_MAX and not value.strip(_PLAIN_CHARS):
+        return Decimal(value)  # no exponent out of bounds (see _plain_decimal); InvalidOperation is caught
     if len(value) > MAX_NUMBER_CHARS or value.strip(_DECIMAL_CHARS):
         raise _Reject
     number = Decimal(value)  # InvalidOperation is caught by the caller; never NaN or Inf from these characters
@@ -307,6 +317,13 @@ def _required_decimal(value: str) -> Decimal:
     return number
 
 
+def _plain_decimal(value: str) -> Decimal:
+    """``_required_decimal(value)``, without its exponent check where no exponent can be out of bounds."""
+    if len(value) > _PLAIN_CHARS_MAX or value.strip(_PLAIN_CHARS) or not value:
+        return _required_decimal(value)
+    return Decimal(value)  # InvalidOperation is caught by the caller
+
+
 def _enum(raw: str, mapping: Any) -> Any:
     found = mapping.get(_required_text(raw).upper())
     if found is None:  # an unknown value: the strict path records it
@@ -317,70 +334,138 @@ def _enum(raw: str, mapping: Any) -> Any:
 # -- values ------------------------------------------------------------------------------------
 
 
+# The checks below are _text, _required_text, _decimal and _enum written out
+# where a field is read (a call per field cost as much as the checks): an enum
+# value already a mapping's key is taken as is (it is non-empty, short and its
+# own upper case), anything else goes through _enum.
+
+
 def _fill(wire: FillWire, account: str | None, source: Source) -> Fill:
-    fill_id = _required_text(wire.id)
-    canonical, kind = _enum(wire.fill_type, FILL_TYPES)
-    sent = _text(wire.account)
-    if account is None:
-        if sent is None:
-            raise _Reject
-        owner = sent
-    else:
-        if sent is not None and sent != account and not same_account(sent, account):
+    fill_id = wire.id
+    if fill_id == "" or len(fill_id) > MAX_TEXT_CHARS:
+        raise _Reject
+    raw = wire.fill_type
+    found = FILL_TYPES.get(raw)
+    canonical, kind = _enum(raw, FILL_TYPES) if found is None else found
+    sent = wire.account
+    if sent is None or sent == "":
+        if account is None:
             raise _Reject
         owner = account
-    raw_liquidity = _text(wire.liquidity)
-    liquidity = _NO_LIQUIDITY if raw_liquidity is None else _enum(raw_liquidity, _LIQUIDITY)
+    else:
+        if len(sent) > MAX_TEXT_CHARS:
+            raise _Reject
+        if account is None:
+            owner = sent
+        else:
+            if sent != account and not same_account(sent, account):
+                raise _Reject
+            owner = account
+    sent_liquidity = wire.liquidity
+    liquidity: Liquidity | None
+    if sent_liquidity is None or sent_liquidity == "":
+        liquidity = _NO_LIQUIDITY
+    else:
+        liquidity = _LIQUIDITY.get(sent_liquidity)
+        if liquidity is None:
+            liquidity = _enum(sent_liquidity, _LIQUIDITY)
+    order_id = wire.order_id
+    if order_id == "":
+        order_id = None
+    elif order_id is not None and len(order_id) > MAX_TEXT_CHARS:
+        raise _Reject
+    market = wire.market
+    if market == "" or len(market) > MAX_TEXT_CHARS:
+        raise _Reject
+    raw = wire.side
+    side = _SIDES.get(raw)
+    if side is None:
+        side = _enum(raw, _SIDES)
+    fee_currency = wire.fee_currency
+    if fee_currency is None:
+        fee_currency = ""
+    elif len(fee_currency) > MAX_TEXT_CHARS:
+        raise _Reject
+    client_id = wire.client_id
+    if client_id == "":
+        client_id = None
+    elif client_id is not None and len(client_id) > MAX_TEXT_CHARS:
+        raise _Reject
     return Fill(
         key=FillKey(venue=VENUE, account=owner, fill_type=canonical, fill_id=fill_id),
         kind=kind,
-        order_id=_text(wire.order_id),
-        instrument=_required_text(wire.market),
-        side=_enum(wire.side, _SIDES),
-        price=_required_decimal(wire.price),
-        size=_required_decimal(wire.size),
-        fee=_decimal(wire.fee) or Decimal(0),
-        fee_currency=_text(wire.fee_currency) or "",
+        order_id=order_id,
+        instrument=market,
+        side=side,
+        price=_plain_decimal(wire.price),
+        size=_plain_decimal(wire.size),
+        fee=_decimal(wire.fee) or _ZERO,
+        fee_currency=fee_currency,
         liquidity=liquidity,
         time=wire.created_at,
         source=source,
-        client_id=_text(wire.client_id),
+        client_id=client_id,
         realized_pnl=_decimal(wire.realized_pnl),
     )
 
 
 def _order(wire: OrderWire, source: Source) -> Order:
-    order_id = _required_text(wire.id)
-    order_type = _enum(wire.type, _ORDER_TYPES)
-    quantity = _required_decimal(wire.size)
-    remaining = _required_decimal(wire.remaining_size)
-    if quantity < 0 or remaining < 0 or remaining > quantity:
+    order_id = wire.id
+    if order_id == "" or len(order_id) > MAX_TEXT_CHARS:
+        raise _Reject
+    raw = wire.type
+    order_type = _ORDER_TYPES.get(raw)
+    if order_type is None:
+        order_type = _enum(raw, _ORDER_TYPES)
+    quantity = _plain_decimal(wire.size)
+    remaining = _plain_decimal(wire.remaining_size)
+    if quantity < _ZERO or remaining < _ZERO or remaining > quantity:  # Decimal to Decimal: cheaper than to 0
         raise _Reject
     filled = quantity - remaining
-    reason = _text(wire.cancel_reason)
-    upper = _required_text(wire.status).upper()
-    status: OrderStatus
-    if upper != _CLOSED:
-        live = _LIVE_STATUSES.get(upper)
-        if live is None:  # an unknown status: the strict path records it
-            raise _Reject
-        status = live
-    elif remaining == 0:
-        status = _FILLED
-    elif filled == 0 and reason is not None and reason.upper() in REJECTION_REASONS:
-        status = _REJECTED
-    else:
-        status = _CANCELED
+    reason = wire.cancel_reason
+    if reason == "":
+        reason = None
+    elif reason is not None and len(reason) > MAX_TEXT_CHARS:
+        raise _Reject
+    raw = wire.status
+    if raw == "" or len(raw) > MAX_TEXT_CHARS:
+        raise _Reject
+    status = _LIVE_STATUSES.get(raw)
+    if status is None:
+        upper = raw.upper()
+        if upper != _CLOSED:
+            live = _LIVE_STATUSES.get(upper)
+            if live is None:  # an unknown status: the strict path records it
+                raise _Reject
+            status = live
+        elif remaining == _ZERO:
+            status = _FILLED
+        elif filled == _ZERO and reason is not None and reason.upper() in REJECTION_REASONS:
+            status = _REJECTED
+        else:
+            status = _CANCELED
     price = _decimal(wire.price)
-    if price == 0 and order_type in _MARKET_LIKE:
+    if price == _ZERO and order_type in _MARKET_LIKE:
         price = None
+    client_id = wire.client_id
+    if client_id == "":
+        client_id = None
+    elif client_id is not None and len(client_id) > MAX_TEXT_CHARS:
+        raise _Reject
+    market = wire.market
+    if market == "" or len(market) > MAX_TEXT_CHARS:
+        raise _Reject
+    raw = wire.side
+    side = _SIDES.get(raw)
+    if side is None:
+        side = _enum(raw, _SIDES)
     created_at = wire.created_at
     updated_at = wire.last_updated_at
     return Order(
         order_id=order_id,
-        client_id=_text(wire.client_id),
-        instrument=_required_text(wire.market),
-        side=_enum(wire.side, _SIDES),
+        client_id=client_id,
+        instrument=market,
+        side=side,
         type=order_type,
         price=price,
         quantity=quantity,

@@ -627,3 +627,37 @@ def test_a_fast_notification_decodes_its_data_only_when_asked() -> None:
     assert isinstance(item, Notification)
     assert item.wire is not None
     assert item.data == json.loads(text)["params"]["data"]
+
+
+def _outcome(check: Any, text: str) -> str:
+    try:
+        return repr(check(text))
+    except (_wire._Reject, ArithmeticError):
+        return "declined"
+
+
+@settings(max_examples=EXAMPLES * 3)
+@given(
+    text=st.one_of(
+        st.text(alphabet="0123456789.eE+-", max_size=70),
+        st.from_regex(r"[+-]?0*\.?0{30,45}[1-9]?", fullmatch=True),
+        st.from_regex(r"[+-]?[0-9]{35,45}(\.[0-9]{0,3})?", fullmatch=True),
+        st.sampled_from(DECIMAL_STRINGS),
+    )
+)
+def test_the_plain_decimal_shortcuts_are_the_full_checks(text: str) -> None:
+    """Without an exponent and within 41 characters, no adjusted exponent can be out of bounds."""
+    assert _outcome(_wire._plain_decimal, text) == _outcome(_wire._required_decimal, text)
+    assert _outcome(_wire._decimal, text) == _outcome(checked_decimal, text)
+
+
+def checked_decimal(value: str) -> Decimal | None:
+    """``_wire._decimal`` without its shortcut: every check made."""
+    if value == "":
+        return None
+    if len(value) > _wire.MAX_NUMBER_CHARS or value.strip(_wire._DECIMAL_CHARS):
+        raise _wire._Reject
+    number = Decimal(value)
+    if number and abs(number.adjusted()) > _wire.MAX_DECIMAL_EXPONENT:
+        raise _wire._Reject
+    return number
