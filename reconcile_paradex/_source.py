@@ -59,6 +59,8 @@ logger = logging.getLogger("reconcile_paradex")
 #: ``/fills`` only lists fills "sent to chain for settlement" (API.md §3.4);
 #: the lag is undocumented, so this is generous.
 DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
+#: ``Source.WS`` as a constant: reading a member off its class costs more, once per message.
+_WS: Final = Source.WS
 
 
 def _log_problems(what: str, problems: Sequence[Discrepancy]) -> None:
@@ -251,7 +253,7 @@ class ParadexSource:
         wire = notification.wire
         if wire is None:
             return None
-        return value_from_wire(wire, account=self._account, source=Source.WS)
+        return value_from_wire(wire, account=self._account, source=_WS)
 
     def _strict_hints(self, notification: Notification) -> list[Hint]:
         """The hints of a notification the fast path declined: the strict parsers decide."""

@@ -513,27 +513,6 @@ _Decoders: TypeAlias = tuple["msgspec.json.Decoder[Any]", "msgspec.json.Decoder[
 _NOTIFICATION_BRACKETS: Final = 5
 
 
-def _typed_notification(text: str) -> tuple[str, Wire] | None:
-    """The first tier: the whole message typed, nothing skipped (raises msgspec's errors).
-
-    The decoder is picked by a glance at the text; the decoded channel must agree.
-    """
-    message: _OrderNotification | _FillNotification
-    if '"channel":"orders' in text:
-        message = _ORDER_NOTIFICATION.decode(text)
-    elif '"channel":"fills' in text:
-        message = _FILL_NOTIFICATION.decode(text)
-    else:
-        raise msgspec.ValidationError("not a compact orders or fills notification")
-    channel = message.params.channel
-    kind = "orders" if isinstance(message, _OrderNotification) else "fills"
-    if channel.split(".", 1)[0] != kind:
-        raise msgspec.ValidationError("the glance at the channel was wrong")
-    if message.method != "subscription":
-        return None
-    return channel, message.params.data
-
-
 def _screened_notification(data: bytes) -> tuple[str, Wire] | None:
     """The second tier: fields the spec does not list are skipped (``data`` screened first)."""
     message = _ANY_MESSAGE.decode(data)
@@ -558,12 +537,29 @@ def decode_notification(text: str) -> tuple[str, Wire] | None:
     """
     if not text.isascii():  # a BOM, a lone surrogate: decode_json decides
         return None
-    try:
-        return _typed_notification(text)
-    except msgspec.ValidationError:
-        pass  # a field the spec does not list (or an odd type): screen, then skip it
-    except (msgspec.DecodeError, RecursionError):
-        return None
+    # The first tier: the whole message typed, nothing skipped. The decoder is
+    # picked by a glance at the text; the decoded channel must agree, else (or
+    # when the typed decoder refuses the message) the second tier decides.
+    decoder: msgspec.json.Decoder[Any] | None = None
+    if '"channel":"orders' in text:
+        decoder, kind = _ORDER_NOTIFICATION, "orders"
+    elif '"channel":"fills' in text:
+        decoder, kind = _FILL_NOTIFICATION, "fills"
+    if decoder is not None:
+        message: _OrderNotification | _FillNotification | None
+        try:
+            message = decoder.decode(text)
+        except msgspec.ValidationError:
+            message = None  # a field the spec does not list (or an odd type): screen, then skip it
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        if message is not None:
+            params = message.params
+            channel = params.channel
+            if channel.split(".", 1)[0] == kind:
+                if message.method != "subscription":
+                    return None
+                return channel, params.data
     data = text.encode("ascii")
     brackets = _screen(data)
     if brackets is None or brackets > _NOTIFICATION_BRACKETS + MAX_EXTRA_BRACKETS:
