@@ -89,6 +89,7 @@ class _HintStream:
             return ready.popleft()
         connection = self._connection
         source = self._source
+        account = source._account
         while True:
             # A buffered item is taken without a coroutine; only an empty buffer waits.
             item = connection.incoming_nowait()
@@ -96,9 +97,11 @@ class _HintStream:
                 item = await connection.next_incoming()
             if isinstance(item, Discrepancy):
                 return item
-            value = source._fast_hint(item)
-            if value is not None:  # the usual case: one order or fill, nothing to queue
-                return value
+            wire = item.wire  # as in ParadexSource._fast_hint, without the call
+            if wire is not None:
+                value = value_from_wire(wire, account=account, source=_WS)
+                if value is not None:  # the usual case: one order or fill, nothing to queue
+                    return value
             for hint in source._strict_hints(item):
                 if isinstance(hint, Discrepancy):
                     redact = connection.redact

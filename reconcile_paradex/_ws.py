@@ -424,7 +424,11 @@ class JsonRpcConnection:
             if len(part) > self._settings.max_message_bytes:
                 raise self._too_large()
             if isinstance(part, str):
-                self._handle_text(part)
+                fast = decode_notification(part)  # as _handle_text begins, without the call
+                if fast is not None:
+                    self._emit(_fast_notification(fast[0], part, self._secrets, fast[1]))
+                else:
+                    self._handle_strict_text(part)
             else:
                 self._emit(self._malformed("unexpected binary WebSocket message", part[:_EXCERPT_CHARS].hex()))
             return
@@ -451,6 +455,10 @@ class JsonRpcConnection:
         if fast is not None:  # an order or fill notification, decoded into its wire shape
             self._emit(_fast_notification(fast[0], text, self._secrets, fast[1]))
             return
+        self._handle_strict_text(text)
+
+    def _handle_strict_text(self, text: str) -> None:
+        """A text message the fast path declined: ``decode_json`` and the router decide."""
         try:
             message = decode_json(text)
         except ParseError as exc:
