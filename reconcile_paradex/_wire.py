@@ -281,14 +281,6 @@ _PLAIN_CHARS_MAX: Final = MAX_DECIMAL_EXPONENT + 1
 _ZERO: Final = Decimal(0)
 
 
-def _text(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if len(value) > MAX_TEXT_CHARS:
-        raise _Reject
-    return value
-
-
 def _required_text(value: str) -> str:
     if value == "" or len(value) > MAX_TEXT_CHARS:
         raise _Reject
@@ -334,10 +326,11 @@ def _enum(raw: str, mapping: Any) -> Any:
 # -- values ------------------------------------------------------------------------------------
 
 
-# The checks below are _text, _required_text, _decimal and _enum written out
-# where a field is read (a call per field cost as much as the checks): an enum
-# value already a mapping's key is taken as is (it is non-empty, short and its
-# own upper case), anything else goes through _enum.
+# The text and enum checks below are written out where a field is read (a
+# call per field cost as much as the checks): optional text absent or empty is
+# None (fee_currency ""), any text is at most MAX_TEXT_CHARS, required text is
+# non-empty; an enum value already a mapping's key is taken as is (it is
+# non-empty, short and its own upper case), anything else goes through _enum.
 
 
 def _fill(wire: FillWire, account: str | None, source: Source) -> Fill:
