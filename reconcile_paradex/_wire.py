@@ -31,8 +31,9 @@ skipped — what keeps the fast path fast when Paradex adds a field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, Final, TypeAlias
+from typing import Annotated, Any, Final, TypeAlias, TypeVar
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
@@ -41,6 +42,7 @@ from reconcile_core import Discrepancy, Fill, FillKey, Liquidity, Order, OrderSt
 from reconcile_core.errors import ParseError
 
 from ._fields import MAX_DECIMAL_EXPONENT, MAX_INT, MAX_JSON_INT_DIGITS, MAX_NUMBER_CHARS, MAX_TEXT_CHARS, decode_json
+from ._models import Parsed
 from ._parse import (
     _CLOSED,
     _LIQUIDITY,
@@ -68,6 +70,8 @@ __all__ = [
     "orders_page",
     "value_from_wire",
 ]
+
+T = TypeVar("T")
 
 # -- the shapes ------------------------------------------------------------------------------
 
@@ -288,16 +292,10 @@ def _required_text(value: str) -> str:
 
 
 def _decimal(value: str | None) -> Decimal | None:
+    """An optional decimal: absent or ``""`` is ``None``."""
     if value is None or value == "":
         return None
-    if len(value) <= _PLAIN_CHARS_MAX and not value.strip(_PLAIN_CHARS):
-        return Decimal(value)  # no exponent out of bounds (see _plain_decimal); InvalidOperation is caught
-    if len(value) > MAX_NUMBER_CHARS or value.strip(_DECIMAL_CHARS):
-        raise _Reject
-    number = Decimal(value)  # InvalidOperation is caught by the caller; never NaN or Inf from these characters
-    if number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT:
-        raise _Reject
-    return number
+    return _plain_decimal(value)
 
 
 def _required_decimal(value: str) -> Decimal:
@@ -608,62 +606,63 @@ def _strict_rows(body: bytes, count: int) -> list[object] | None:
     return rows
 
 
-def fills_page(
-    body: bytes, *, account: str | None, source: Source = Source.REST
-) -> tuple[Page[Fill], str | None] | None:
-    """``parse_page(decode_json(body), "fills", parse_fill)`` for a ``GET /fills`` body, or ``None``.
+def _rows_page(
+    body: bytes,
+    decoders: _Decoders,
+    what: str,
+    fast: Callable[[Any], T | None],
+    strict: Callable[[object], Parsed[T]],
+) -> tuple[Page[T], str | None] | None:
+    """``parse_page(decode_json(body), what, strict)``, each row tried by ``fast`` first; ``None``
+    means the whole page goes to the strict path.
 
-    Rows the fast path does not take are parsed by ``parse_fill`` (a bad row
-    becomes the same ``MALFORMED_MESSAGE`` discrepancy); ``None`` means the
-    whole page goes to the strict path.
+    Rows the fast path does not take are parsed by ``strict`` (a bad row
+    becomes the same ``MALFORMED_MESSAGE`` discrepancy).
     """
-    page = _page(body, _FILLS_PAGE)
+    page = _page(body, decoders)
     if page is None:
         return None
-    items: list[Fill] = []
+    items: list[T] = []
     problems: list[Discrepancy] = []
-    strict: list[object] | None = None
+    rows: list[object] | None = None
     for index, wire in enumerate(page.results):
-        value = fill_from_wire(wire, account=account, source=source)
+        value = fast(wire)
         if value is not None:
             items.append(value)
             continue
-        if strict is None:
-            strict = _strict_rows(body, len(page.results))
-            if strict is None:
+        if rows is None:
+            rows = _strict_rows(body, len(page.results))
+            if rows is None:
                 return None
         try:
-            parsed = parse_fill(strict[index], account=account, source=source)
+            parsed = strict(rows[index])
         except ParseError as exc:
-            problems.append(malformed(f"fills row {index}", exc, strict[index]))
+            problems.append(malformed(f"{what} row {index}", exc, rows[index]))
             continue
         items.append(parsed.value)
         problems.extend(parsed.problems)
     return Page(items=tuple(items), problems=tuple(problems)), page.next or None
+
+
+def fills_page(
+    body: bytes, *, account: str | None, source: Source = Source.REST
+) -> tuple[Page[Fill], str | None] | None:
+    """``parse_page(decode_json(body), "fills", parse_fill)`` for a ``GET /fills`` body, or ``None``."""
+    return _rows_page(
+        body,
+        _FILLS_PAGE,
+        "fills",
+        lambda wire: fill_from_wire(wire, account=account, source=source),
+        lambda row: parse_fill(row, account=account, source=source),
+    )
 
 
 def orders_page(body: bytes, *, what: str, source: Source = Source.REST) -> tuple[Page[Order], str | None] | None:
     """``parse_page(decode_json(body), what, parse_order)`` for a paginated orders body, or ``None``."""
-    page = _page(body, _ORDERS_PAGE)
-    if page is None:
-        return None
-    items: list[Order] = []
-    problems: list[Discrepancy] = []
-    strict: list[object] | None = None
-    for index, wire in enumerate(page.results):
-        value = order_from_wire(wire, source=source)
-        if value is not None:
-            items.append(value)
-            continue
-        if strict is None:
-            strict = _strict_rows(body, len(page.results))
-            if strict is None:
-                return None
-        try:
-            parsed = parse_order(strict[index], source=source)
-        except ParseError as exc:
-            problems.append(malformed(f"{what} row {index}", exc, strict[index]))
-            continue
-        items.append(parsed.value)
-        problems.extend(parsed.problems)
-    return Page(items=tuple(items), problems=tuple(problems)), page.next or None
+    return _rows_page(
+        body,
+        _ORDERS_PAGE,
+        what,
+        lambda wire: order_from_wire(wire, source=source),
+        lambda row: parse_order(row, source=source),
+    )
