@@ -167,14 +167,12 @@ class AccountReconciler:
         event ``on_rejected`` returns (if any) takes its place in the output.
         """
         out = _Out()
-        if on_rejected is None:
-            for observation in observations:
-                self._merge_one(observation, out)
-            return out.step()
         for observation in observations:
             try:
                 self._merge_one(observation, out)
             except UsageError as exc:
+                if on_rejected is None:
+                    raise
                 event = on_rejected(observation, exc)
                 if event is not None:
                     out.events.append(event)
