@@ -66,6 +66,10 @@ class MemoryLedger:
         self._outbox[offset] = ((key.venue, key.account), Delivery(offset=offset, fill=fill))
         return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
 
+    def record_many(self, fills: Sequence[Fill]) -> list[RecordResult]:
+        """``[record(fill) for fill in fills]``."""
+        return [self.record(fill) for fill in fills]
+
     def bust(self, bust: FillBust) -> BustResult:
         """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""
         id_key = (bust.venue, bust.account, bust.fill_id)

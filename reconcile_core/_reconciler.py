@@ -35,7 +35,7 @@ from ._events import (
     ResolveOrder,
     Severity,
 )
-from ._ledger import RecordOutcome
+from ._ledger import RecordOutcome, RecordResult
 from ._types import (
     Fill,
     FillBust,
@@ -167,7 +167,23 @@ class AccountReconciler:
         event ``on_rejected`` returns (if any) takes its place in the output.
         """
         out = _Out()
+        # Runs of this account's fills go to the ledger's record_many, when it has one
+        # (one call per run instead of one per fill); the output is the same.
+        record_many: Callable[[list[Fill]], Sequence[RecordResult]] | None = getattr(self.ledger, "record_many", None)
+        run: list[Fill] = []
+        venue, account = self.venue, self.account
         for observation in observations:
+            if (
+                record_many is not None
+                and type(observation) is Fill
+                and observation.key.venue == venue
+                and observation.key.account == account
+            ):
+                run.append(observation)
+                continue
+            if run:
+                self._merge_fills(run, record_many, out)
+                run = []
             try:
                 self._merge_one(observation, out)
             except UsageError as exc:
@@ -176,6 +192,8 @@ class AccountReconciler:
                 event = on_rejected(observation, exc)
                 if event is not None:
                     out.events.append(event)
+        if run:
+            self._merge_fills(run, record_many, out)
         return out.step()
 
     def merge_open_orders(self, snapshot: OpenOrdersSnapshot) -> MergeStep:
@@ -398,7 +416,46 @@ class AccountReconciler:
         if key.venue != self.venue or key.account != self.account:
             msg = f"fill {key} does not belong to {self.venue}:{self.account}"
             raise UsageError(msg)
-        result = self.ledger.record(fill)
+        self._fill_recorded(fill, self.ledger.record(fill), out, None)
+
+    def _merge_fills(
+        self, fills: list[Fill], record_many: Callable[[list[Fill]], Sequence[RecordResult]] | None, out: _Out
+    ) -> None:
+        """Merge a run of this account's fills, recorded by one ``record_many`` call if there is one.
+
+        The same as merging them one by one: each fill's gap check sees the
+        recorded quantity of its order as it was right after that fill was
+        recorded (the quantity before the run plus the sizes recorded in the
+        run up to it), not the quantity after the whole run.
+        """
+        if record_many is None or len(fills) == 1:
+            for fill in fills:
+                self._merge_fill(fill, out)
+            return
+        recorded_quantity = self.ledger.recorded_quantity
+        totals: dict[str, Decimal] = {}
+        for fill in fills:
+            order_id = fill.order_id
+            if order_id is not None and order_id not in totals:
+                totals[order_id] = recorded_quantity(venue=self.venue, account=self.account, order_id=order_id)
+        results = record_many(fills)
+        if len(results) != len(fills):
+            msg = f"the fill ledger's record_many returned {len(results)} results for {len(fills)} fills"
+            raise UsageError(msg)
+        counted = (RecordOutcome.RECORDED, RecordOutcome.BUSTED)  # what adds to an order's recorded quantity
+        for fill, result in zip(fills, results, strict=True):
+            order_id = fill.order_id
+            total = None
+            if order_id is not None:
+                total = totals[order_id]
+                if result.outcome in counted:
+                    total = totals[order_id] = total + fill.size
+            self._fill_recorded(fill, result, out, total)
+
+    def _fill_recorded(self, fill: Fill, result: RecordResult, out: _Out, recorded: Decimal | None) -> None:
+        """Events and needs of ``fill`` once the ledger recorded it; ``recorded``: its order's
+        recorded quantity now, when known (else the ledger is asked)."""
+        key = fill.key
         outcome = result.outcome
         if outcome is RecordOutcome.RECORDED:
             assert result.offset is not None  # noqa: S101 - ledger contract
@@ -433,7 +490,7 @@ class AccountReconciler:
             if order is None:
                 self._raise_need(ResolveOrder(order_id=fill.order_id, client_id=fill.client_id), out)
             else:
-                self._check_order_gap(order, out)
+                self._check_order_gap(order, out, recorded)
         entry = self._positions.get(fill.instrument)
         if entry is not None and entry[1].last_fill_id == key.fill_id:
             self._needs.pop(("position-fills", fill.instrument), None)
@@ -476,11 +533,15 @@ class AccountReconciler:
 
     # -- gaps and needs ------------------------------------------------------
 
-    def _order_gap(self, order: Order) -> tuple[Decimal, Decimal] | None:
-        """(recorded, filled) when the order's fills lag its filled quantity."""
+    def _order_gap(self, order: Order, recorded: Decimal | None = None) -> tuple[Decimal, Decimal] | None:
+        """(recorded, filled) when the order's fills lag its filled quantity.
+
+        ``recorded``: the order's recorded quantity, when the caller knows it.
+        """
         if order.filled_quantity <= 0:
             return None
-        recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
+        if recorded is None:
+            recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
         if recorded < order.filled_quantity:
             return recorded, order.filled_quantity
         return None
@@ -491,9 +552,11 @@ class AccountReconciler:
             return False
         return not self.ledger.knows_fill_id(venue=self.venue, account=self.account, fill_id=fill_id)
 
-    def _check_order_gap(self, order: Order, out: _Out) -> None:
+    def _check_order_gap(self, order: Order, out: _Out, recorded: Decimal | None = None) -> None:
         key = ("order-fills", order.order_id)
-        if self._order_gap(order) is not None:
+        if self._order_gap(order, recorded) is not None:
+            if key in self._needs:  # raised already (by an earlier fill of a sweep, say)
+                return
             self._raise_need(
                 BackfillFills(
                     since=order.created_at,
@@ -506,7 +569,10 @@ class AccountReconciler:
             return
         self._needs.pop(key, None)
         if order.status.is_terminal:
-            recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
+            if recorded is None:
+                recorded = self.ledger.recorded_quantity(
+                    venue=self.venue, account=self.account, order_id=order.order_id
+                )
             if recorded > order.filled_quantity:
                 marker = ("overfill", order.order_id)
                 if self._first_report(marker):

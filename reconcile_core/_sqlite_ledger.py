@@ -507,48 +507,70 @@ class SqliteLedger:
 
     def record(self, fill: Fill) -> RecordResult:
         """Record ``fill`` once; see :class:`~reconcile_core.typing.FillLedger`."""
+        with self._writing("record the fill", fill.key, flush=False) as conn:
+            return self._record(conn, fill)
+
+    def record_many(self, fills: Sequence[Fill]) -> list[RecordResult]:
+        """``[record(fill) for fill in fills]``, in one call (one lock, one transaction check).
+
+        If recording one of them fails, the transaction is rolled back as
+        after a failed :meth:`record`: the fills before it are not recorded
+        either, and the error names the fill that failed.
+        """
+        if not fills:
+            return []
+        call = self._writing("record the fill", fills[0].key, flush=False)
+        with call as conn:
+            results = []
+            record = self._record
+            for fill in fills:
+                call.subject = fill.key
+                results.append(record(conn, fill))
+            return results
+
+    def _record(self, conn: sqlite3.Connection, fill: Fill) -> RecordResult:
+        """:meth:`record` inside its call (the mutex held, a transaction open)."""
         key = fill.key
-        with self._writing("record the fill", key, flush=False) as conn:
-            aid = self._account_id(conn, key.venue, key.account, create=True)
-            assert aid is not None  # noqa: S101 - create=True
-            cursor = self._cursor
-            from_ws = fill.source is Source.WS
-            row = None
-            if self._expect_known[from_ws]:
-                row = cursor.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
+        aid = self._account_id(conn, key.venue, key.account, create=True)
+        assert aid is not None  # noqa: S101 - create=True
+        cursor = self._cursor
+        from_ws = fill.source is Source.WS
+        row = None
+        if self._expect_known[from_ws]:
+            row = cursor.execute(_SELECT_FILL, (aid, key.fill_id, key.fill_type)).fetchone()
+        if row is None:
+            offset = self._next_offset
+            values = (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill))
+            changes = conn.total_changes
+            if cursor.execute(_INSERT_NEW_FILL, values).rowcount:
+                self._expect_known[from_ws] = False
+                busted = conn.total_changes - changes == 1
+                if fill.order_id is not None:
+                    self._add_to_order(conn, aid, fill.order_id, fill.size)
+                self._dirty = True
+                if busted:
+                    return RecordResult(outcome=RecordOutcome.BUSTED)
+                self._next_offset = offset + 1
+                return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
+            row = cursor.execute(_SELECT_FILL, values[:3]).fetchone()
             if row is None:
-                offset = self._next_offset
-                values = (aid, key.fill_id, key.fill_type, offset, *encode_fill(fill))
-                changes = conn.total_changes
-                if cursor.execute(_INSERT_NEW_FILL, values).rowcount:
-                    self._expect_known[from_ws] = False
-                    busted = conn.total_changes - changes == 1
-                    if fill.order_id is not None:
-                        self._add_to_order(conn, aid, fill.order_id, fill.size)
-                    self._dirty = True
-                    if busted:
-                        return RecordResult(outcome=RecordOutcome.BUSTED)
-                    self._next_offset = offset + 1
-                    return RecordResult(outcome=RecordOutcome.RECORDED, offset=offset)
-                row = cursor.execute(_SELECT_FILL, values[:3]).fetchone()
-                if row is None:
-                    msg = f"fill ledger {self._path!r}: the fill {key} is neither recorded nor insertable"
-                    raise LedgerCorruptError(msg, path=self._path)
-            # The key is recorded already: a duplicate or a conflict.
-            self._expect_known[from_ws] = True
-            existing = self._decode_fill(
-                venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
-            )
-            if existing.content() == fill.content():
-                return RecordResult(outcome=RecordOutcome.DUPLICATE)
-            inserted = conn.execute(
-                "INSERT INTO conflicts (aid, fill_id, fill_type, content) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (aid, key.fill_id, key.fill_type, canonical_content(fill)),
-            ).rowcount
-            if not inserted:
-                return RecordResult(outcome=RecordOutcome.DUPLICATE)
-            self._dirty = True
-            return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
+                msg = f"fill ledger {self._path!r}: the fill {key} is neither recorded nor insertable"
+                raise LedgerCorruptError(msg, path=self._path)
+        # The key is recorded already: a duplicate or a conflict.
+        self._expect_known[from_ws] = True
+        existing = self._decode_fill(
+            venue=key.venue, account=key.account, fill_id=key.fill_id, fill_type=key.fill_type, row=row
+        )
+        if existing.content() == fill.content():
+            return RecordResult(outcome=RecordOutcome.DUPLICATE)
+        inserted = conn.execute(
+            "INSERT INTO conflicts (aid, fill_id, fill_type, content) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (aid, key.fill_id, key.fill_type, canonical_content(fill)),
+        ).rowcount
+        if not inserted:
+            return RecordResult(outcome=RecordOutcome.DUPLICATE)
+        self._dirty = True
+        return RecordResult(outcome=RecordOutcome.CONFLICT, existing=existing)
 
     def _add_to_order(self, conn: sqlite3.Connection, aid: int, order_id: str, size: Decimal) -> None:
         previous = self._order_total(conn, aid, order_id)
@@ -969,14 +991,14 @@ class _Call:
     The message is only formatted when something fails (``action`` + ``subject``).
     """
 
-    __slots__ = ("_ack", "_action", "_conn", "_flush", "_ledger", "_subject", "_was_open", "_write")
+    __slots__ = ("_ack", "_action", "_conn", "_flush", "_ledger", "_was_open", "_write", "subject")
 
     def __init__(
         self, ledger: SqliteLedger, action: str, subject: object, *, write: bool, flush: bool, ack: bool
     ) -> None:
         self._ledger = ledger
         self._action = action
-        self._subject = subject
+        self.subject = subject  # what the call is about; record_many moves it along
         self._write = write
         self._flush = flush
         self._ack = ack
@@ -984,7 +1006,7 @@ class _Call:
         self._conn: sqlite3.Connection | None = None
 
     def describe(self) -> str:
-        return f"{self._action} {self._subject}" if self._subject != "" else self._action
+        return f"{self._action} {self.subject}" if self.subject != "" else self._action
 
     def __enter__(self) -> sqlite3.Connection:
         ledger = self._ledger

@@ -141,6 +141,12 @@ class FillLedger(Protocol):
     * The watermark only moves forward.
     * Memory use does not grow with the number of fills (``MemoryLedger``
       excepted, which is for tests).
+
+    Optional: ``record_many(fills) -> Sequence[RecordResult]``, the results
+    of ``record`` for each fill in turn, in one call. A ledger that can record
+    several fills more cheaply at once offers it (both built-in ledgers do);
+    the reconciler then records each run of consecutive fills with it. The
+    contract tests check it against ``record`` when it is there.
     """
 
     def record(self, fill: Fill) -> RecordResult: ...

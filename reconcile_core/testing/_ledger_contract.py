@@ -266,6 +266,56 @@ class FillLedgerContract:
         for fill in fills:
             assert ledger.get(fill.key) == fill
 
+    def test_record_many_is_record_in_turn(self, open_ledger: LedgerFactory) -> None:
+        """``record_many`` is optional; a ledger that has it answers as ``record`` would, fill by fill."""
+        one_by_one, batched = open_ledger("one-by-one"), open_ledger("batched")
+        record_many = getattr(batched, "record_many", None)
+        if record_many is None:
+            pytest.skip("this ledger has no record_many")
+        before = [make_fill("1"), make_fill("2", order_id="order-2")]
+        batch = [
+            make_fill("3"),
+            make_fill("1"),  # recorded before the batch: a duplicate
+            make_fill("2", price=Decimal(1)),  # a conflict with one recorded before the batch
+            make_fill("4", order_id="order-2", size=Decimal("0.5")),
+            make_fill("3"),  # a duplicate of one earlier in the batch
+            make_fill("4", order_id="order-2", size=Decimal(2)),  # a conflict with one earlier in the batch
+            make_fill("5"),  # busted before the batch: stored, never delivered
+            make_fill("6", account="other-account"),
+            make_fill("7", order_id=None),
+            make_fill("2", price=Decimal(1)),  # the same conflict again: reported once
+        ]
+        for ledger in (one_by_one, batched):
+            for fill in before:
+                ledger.record(fill)
+            ledger.bust(make_bust("5"))
+        expected = [one_by_one.record(fill) for fill in batch]
+        assert list(record_many(batch)) == expected
+        assert [r.outcome for r in expected] == [
+            RecordOutcome.RECORDED,
+            RecordOutcome.DUPLICATE,
+            RecordOutcome.CONFLICT,
+            RecordOutcome.RECORDED,
+            RecordOutcome.DUPLICATE,
+            RecordOutcome.CONFLICT,
+            RecordOutcome.BUSTED,
+            RecordOutcome.RECORDED,
+            RecordOutcome.RECORDED,
+            RecordOutcome.DUPLICATE,
+        ]
+        assert list(record_many([])) == []
+        for ledger in (one_by_one, batched):
+            ledger.commit()
+        for order_id in ("order-1", "order-2"):
+            assert batched.recorded_quantity(
+                venue="venue", account="account", order_id=order_id
+            ) == one_by_one.recorded_quantity(venue="venue", account="account", order_id=order_id)
+        for account in ("account", "other-account"):
+            assert _offsets(batched.undelivered(venue="venue", account=account)) == _offsets(
+                one_by_one.undelivered(venue="venue", account=account)
+            )
+        assert batched.count() == one_by_one.count() == 7
+
     def test_unknown_key_is_none(self, ledger: FillLedger) -> None:
         ledger.record(make_fill("1"))
         assert ledger.get(make_fill("2").key) is None

@@ -172,6 +172,31 @@ def test_a_failed_record_restores_the_totals(path: Path) -> None:
     assert stored_totals(path) == {"order-1": "0.020"}
 
 
+def test_a_failed_record_many_records_none_of_the_batch_and_names_the_failing_fill(path: Path) -> None:
+    with SqliteLedger(path, synchronous="normal") as ledger:
+        ledger.record(make_fill("1"))
+        ledger.commit()
+        conn = ledger._conn
+        assert conn is not None
+        conn.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.fill_id = '4' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        with pytest.raises(LedgerError, match=r"record the fill venue:account:FILL:4\b.*refused"):
+            ledger.record_many([make_fill("2"), make_fill("3", order_id="order-2"), make_fill("4"), make_fill("5")])
+        conn.execute("DROP TRIGGER refuse")
+        assert quantity(ledger) == Decimal("0.010")
+        assert quantity(ledger, "order-2") == 0
+        with pytest.raises(LedgerWriteError, match="rolled back"):
+            ledger.commit()
+        assert ledger.count() == 1
+        results = ledger.record_many([make_fill("2"), make_fill("3", order_id="order-2")])
+        assert [r.outcome for r in results] == [RecordOutcome.RECORDED, RecordOutcome.RECORDED]
+        ledger.commit()
+        assert ledger.integrity_check() == []
+    assert stored_totals(path) == {"order-1": "0.020", "order-2": "0.010"}
+
+
 def test_a_full_disk_in_the_middle_of_a_batch_restores_the_totals(path: Path) -> None:
     ledger = SqliteLedger(path, synchronous="normal")
     try:
