@@ -751,7 +751,7 @@ class SqliteLedger:
         if not wanted:
             return
         with self._writing("acknowledge deliveries", ack=True) as conn:
-            conn.executemany("DELETE FROM outbox WHERE delivery_offset = ?", ((offset,) for offset in wanted))
+            conn.executemany("DELETE FROM outbox WHERE delivery_offset BETWEEN ? AND ?", _runs(wanted))
             self._dirty = True
 
     def commit(self) -> None:
@@ -933,6 +933,26 @@ class SqliteLedger:
             return problems
         problems.extend(f"order {o!r} (account #{a}) has a recorded quantity but no fills" for a, o in orphans)
         return problems
+
+
+def _runs(offsets: Iterable[int]) -> list[tuple[int, int]]:
+    """The distinct ``offsets`` as runs of consecutive integers, ``(first, last)`` each, ascending.
+
+    An acknowledged batch is mostly one run: deleting it as a range costs one
+    search of the outbox instead of one per entry, and deletes the same rows.
+    """
+    runs: list[tuple[int, int]] = []
+    first = last = None
+    for offset in sorted(set(offsets)):
+        if last is not None and offset == last + 1:
+            last = offset
+            continue
+        if first is not None and last is not None:
+            runs.append((first, last))
+        first = last = offset
+    if first is not None and last is not None:
+        runs.append((first, last))
+    return runs
 
 
 def _values(enum_type: type[FillKind | Side | Liquidity | Source]) -> str:

@@ -10,6 +10,7 @@ reads the file, a crash, an unbounded map, a trigger leaking into the file.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sqlite3
 import subprocess
@@ -391,3 +392,33 @@ def test_a_total_pushed_out_of_the_map_before_it_is_written_is_not_lost(
         ledger.commit()
         assert ledger.integrity_check() == []
     assert stored_totals(path) == {"a": "7"}
+
+
+# -- acknowledgements: deleted as runs of offsets ------------------------------------------------
+
+
+@given(st.lists(st.integers(1, 60), max_size=40))
+def test_runs_cover_exactly_the_offsets(offsets: list[int]) -> None:
+    runs = _sqlite_ledger._runs(offsets)
+    covered = [n for first, last in runs for n in range(first, last + 1)]
+    assert covered == sorted(set(offsets))
+    for (_, last), (first, _) in itertools.pairwise(runs):
+        assert first > last + 1  # apart: two runs that touch would be one
+
+
+def test_acknowledging_a_sparse_set_deletes_exactly_those_entries(path: Path) -> None:
+    with SqliteLedger(path, synchronous="normal") as ledger:
+        offsets: list[int] = []
+        for n in range(12):
+            if n == 5:  # another account's entry between two acknowledged ones
+                other = ledger.record(make_fill("x", account="other")).offset
+            offset = ledger.record(make_fill(str(n))).offset
+            assert offset is not None
+            offsets.append(offset)
+        ledger.commit()
+        taken = [offsets[i] for i in (0, 1, 2, 4, 5, 7, 8, 11)] + [offsets[1]]  # a repeat, too
+        ledger.acknowledge(taken)
+        ledger.commit()
+        left = [d.offset for d in ledger.undelivered(venue=VENUE, account=ACCOUNT)]
+        assert left == [offsets[i] for i in (3, 6, 9, 10)]
+        assert [d.offset for d in ledger.undelivered(venue=VENUE, account="other")] == [other]
