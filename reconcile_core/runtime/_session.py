@@ -461,6 +461,10 @@ class Session:
         limit = self._config.hint_buffer
         while True:
             batch: list[object] = [await receive.receive()]
+            # When hints last arrived (for the silence check): stamped per batch, not per
+            # hint (a clock read costs about a microsecond); the reader stamps it too when
+            # it has to wait for room, so hints read while a batch merges count as well.
+            self._last_hint = anyio.current_time()
             while len(batch) < limit:
                 try:
                     batch.append(receive.receive_nowait())
@@ -579,12 +583,12 @@ class Session:
         try:
             send = self._hints_send
             async for hint in hints:
-                self._last_hint = anyio.current_time()
                 # No yield while there is room: a burst reaches the merger as one
                 # batch, merged under one ledger commit (group commit).
                 try:
                     send.send_nowait(hint)
                 except anyio.WouldBlock:
+                    self._last_hint = anyio.current_time()
                     await send.send(hint)
             error = errors.ConnectionLostError("the stream ended")
         except Exception as exc:  # noqa: BLE001 - any stream failure ends this connection only

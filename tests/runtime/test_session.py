@@ -187,6 +187,22 @@ class TestPeriodic:
             assert summary.ok
             tg.cancel_scope.cancel()
 
+    async def test_a_flowing_stream_defers_the_silence_pass(self) -> None:
+        venue, source, ledger = make(seed=9)
+        order = venue.place()
+        config = fast(silence_timeout=0.1, trigger_min_interval=0.01)
+        async with Session(source, ledger, config=config) as session, anyio.create_task_group() as tg:
+            collector = Collector(session)
+            await tg.start(collector.run)
+            await collector.wait_summary("connect")
+            for _ in range(40):  # a hint every 10 ms for 0.4 s: never 0.1 s of silence
+                source.inject(venue.order(order.order_id))
+                await anyio.sleep(0.01)
+            assert [s for s in collector.of(CycleSummary) if s.reason == "silence"] == []
+            summary = await collector.wait_summary("silence")  # and once the hints stop, it runs
+            assert summary.ok
+            tg.cancel_scope.cancel()
+
 
 class TestReconnect:
     """Lost connections come back, and every reconnect runs the whole sequence again."""
