@@ -51,6 +51,18 @@ def stored_totals(path: Path) -> dict[str, str]:
         conn.close()
 
 
+def refuse(ledger: SqliteLedger, when: str) -> sqlite3.Connection:
+    """Make the writes ``when`` names fail ("refused"): a TEMP trigger on the writer's connection.
+
+    Created outside a transaction, so that the rollback it causes keeps it; drop it with
+    ``DROP TRIGGER refuse``.
+    """
+    conn = ledger._conn
+    assert conn is not None
+    conn.execute(f"CREATE TEMP TRIGGER refuse {when} BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    return conn
+
+
 # -- encode_fill ------------------------------------------------------------------------------
 
 _decimals = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-(10**9), max_value=10**9)
@@ -149,12 +161,7 @@ def test_a_failed_record_restores_the_totals(path: Path) -> None:
     with SqliteLedger(path, synchronous="normal") as ledger:
         ledger.record(make_fill("1"))
         ledger.commit()
-        conn = ledger._conn
-        assert conn is not None
-        conn.execute(  # outside a transaction, so that the rollback keeps it
-            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.fill_id = '3' "
-            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
+        conn = refuse(ledger, "BEFORE INSERT ON outbox WHEN NEW.fill_id = '3'")
         ledger.record(make_fill("2"))  # uncommitted: remembered and held back
         assert quantity(ledger) == Decimal("0.020")
         with pytest.raises(LedgerError, match="refused"):
@@ -177,12 +184,7 @@ def test_a_failed_record_many_records_none_of_the_batch_and_names_the_failing_fi
     with SqliteLedger(path, synchronous="normal") as ledger:
         ledger.record(make_fill("1"))
         ledger.commit()
-        conn = ledger._conn
-        assert conn is not None
-        conn.execute(
-            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.fill_id = '4' "
-            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
+        conn = refuse(ledger, "BEFORE INSERT ON outbox WHEN NEW.fill_id = '4'")
         with pytest.raises(LedgerError, match=r"record the fill venue:account:FILL:4\b.*refused"):
             ledger.record_many([make_fill("2"), make_fill("3", order_id="order-2"), make_fill("4"), make_fill("5")])
         conn.execute("DROP TRIGGER refuse")
@@ -226,12 +228,8 @@ def test_a_failed_commit_restores_the_totals(path: Path) -> None:
     with SqliteLedger(path, synchronous="normal") as ledger:
         ledger.record(make_fill("1"))
         ledger.commit()
-        conn = ledger._conn
-        assert conn is not None
         # The held-back totals are written at commit: make that write fail.
-        conn.execute(
-            "CREATE TEMP TRIGGER refuse BEFORE UPDATE ON order_totals BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
+        conn = refuse(ledger, "BEFORE UPDATE ON order_totals")
         ledger.record(make_fill("2"))
         with pytest.raises(LedgerError, match="refused"):
             ledger.commit()
@@ -246,11 +244,7 @@ def test_a_failed_write_behind_before_a_read_rolls_back(path: Path) -> None:
     with SqliteLedger(path, synchronous="normal") as ledger:
         ledger.record(make_fill("1"))
         ledger.commit()
-        conn = ledger._conn
-        assert conn is not None
-        conn.execute(
-            "CREATE TEMP TRIGGER refuse BEFORE UPDATE ON order_totals BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
+        conn = refuse(ledger, "BEFORE UPDATE ON order_totals")
         ledger.record(make_fill("2"))
         with pytest.raises(LedgerError, match="refused"):
             ledger.count()
