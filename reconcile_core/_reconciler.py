@@ -432,11 +432,15 @@ class AccountReconciler:
             for fill in fills:
                 self._merge_fill(fill, out)
             return
+        # The totals before the run, of the orders a gap check will look at (known ones:
+        # a fill of an unknown order raises ResolveOrder instead, and no merge of a fill
+        # adds or drops an order).
         recorded_quantity = self.ledger.recorded_quantity
-        totals: dict[str, Decimal] = {}
+        orders = self._orders
+        totals: dict[str | None, Decimal] = {}
         for fill in fills:
             order_id = fill.order_id
-            if order_id is not None and order_id not in totals:
+            if order_id not in totals and order_id in orders:
                 totals[order_id] = recorded_quantity(venue=self.venue, account=self.account, order_id=order_id)
         results = record_many(fills)
         if len(results) != len(fills):
@@ -445,11 +449,9 @@ class AccountReconciler:
         counted = (RecordOutcome.RECORDED, RecordOutcome.BUSTED)  # what adds to an order's recorded quantity
         for fill, result in zip(fills, results, strict=True):
             order_id = fill.order_id
-            total = None
-            if order_id is not None:
-                total = totals[order_id]
-                if result.outcome in counted:
-                    total = totals[order_id] = total + fill.size
+            total = totals.get(order_id)
+            if total is not None and result.outcome in counted:
+                total = totals[order_id] = total + fill.size
             self._fill_recorded(fill, result, out, total)
 
     def _fill_recorded(self, fill: Fill, result: RecordResult, out: _Out, recorded: Decimal | None) -> None:
