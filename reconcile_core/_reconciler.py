@@ -556,6 +556,9 @@ class AccountReconciler:
 
     def _check_order_gap(self, order: Order, out: _Out, recorded: Decimal | None = None) -> None:
         key = ("order-fills", order.order_id)
+        if recorded is None and (order.filled_quantity > 0 or order.status.is_terminal):
+            # Read once, for both checks below.
+            recorded = self.ledger.recorded_quantity(venue=self.venue, account=self.account, order_id=order.order_id)
         if self._order_gap(order, recorded) is not None:
             if key in self._needs:  # raised already (by an earlier fill of a sweep, say)
                 return
@@ -571,10 +574,7 @@ class AccountReconciler:
             return
         self._needs.pop(key, None)
         if order.status.is_terminal:
-            if recorded is None:
-                recorded = self.ledger.recorded_quantity(
-                    venue=self.venue, account=self.account, order_id=order.order_id
-                )
+            assert recorded is not None  # noqa: S101 - read above for a terminal order
             if recorded > order.filled_quantity:
                 marker = ("overfill", order.order_id)
                 if self._first_report(marker):

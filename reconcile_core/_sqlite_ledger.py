@@ -942,16 +942,11 @@ def _runs(offsets: Iterable[int]) -> list[tuple[int, int]]:
     search of the outbox instead of one per entry, and deletes the same rows.
     """
     runs: list[tuple[int, int]] = []
-    first = last = None
     for offset in sorted(set(offsets)):
-        if last is not None and offset == last + 1:
-            last = offset
-            continue
-        if first is not None and last is not None:
-            runs.append((first, last))
-        first = last = offset
-    if first is not None and last is not None:
-        runs.append((first, last))
+        if runs and offset == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], offset)
+        else:
+            runs.append((offset, offset))
     return runs
 
 
