@@ -24,7 +24,7 @@ def test_ingest(tmp_path: Path) -> None:
     result = bench_ingest.measure(500, 1, tmp_path)
     assert result["messages"] == 500
     assert result["fills"] == 200
-    assert set(result["figures"]) == {"baseline", "parsed", "merged", "session"}
+    assert set(result["figures"]) == {"baseline", "parsed", "merged", "session", "memory"}
     _rates(result["figures"])
     assert result["figures"]["baseline"]["ratio"] == 1.0
     assert "WS ingest" in bench_ingest.report(result, machine())
