@@ -34,9 +34,11 @@ Goal: the backfill reaches at least 50% of the baseline's rate.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +108,13 @@ async def _backfill(info: dict[str, Any], client: httpx.AsyncClient, scratch: Pa
     reconciler = AccountReconciler(venue="paradex", account=ACCOUNT, ledger=ledger)
     delivered = 0
 
-    def consume(events: object) -> None:
+    def consume(events: Iterable[object]) -> None:
         nonlocal delivered
-        delivered += sum(1 for event in events if isinstance(event, FillRecorded))  # type: ignore[attr-defined]
+        delivered += sum(1 for event in events if isinstance(event, FillRecorded))
 
     async with _source(info, client) as source:
-        async for page in source.order_history(since=0):
-            reconciler.merge_many(page.items)
+        async for orders in source.order_history(since=0):
+            reconciler.merge_many(orders.items)
             ledger.commit()
         started = time.perf_counter()
         async for page in source.fills(since=0):
@@ -183,7 +185,7 @@ def measure(fills: int, rounds: int, scratch: Path, backend: str = "asyncio") ->
         runs = alternate(
             rounds,
             {
-                name: (lambda name=name: anyio.run(run, name, backend=backend))
+                name: functools.partial(anyio.run, run, name, backend=backend)
                 for name in ("baseline", "source", "backfill", "session")
             },
         )

@@ -58,7 +58,7 @@ BATCH = 256
 def load_ccxt() -> tuple[Any, str] | None:
     """``(ccxt.paradex(), version)``, or ``None`` when ccxt is not installed."""
     try:
-        import ccxt
+        import ccxt  # type: ignore[import-not-found,unused-ignore]  # optional, and untyped
     except ImportError:
         return None
     return ccxt.paradex(), str(ccxt.__version__)
@@ -223,7 +223,7 @@ def report(result: dict[str, Any], info: dict[str, str]) -> str:
         + f"\n\n{result['fills']:,} fill and {result['orders']:,} order payloads; medians of {result['rounds']} "
         "alternating rounds.\n\n"
     ]
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for kind, ours, theirs in (("fill", "ours_fill", "ccxt_fill"), ("order", "ours_order", "ccxt_order")):
         ours_rate = figures[ours]["median"]
         if ccxt_version:
