@@ -32,7 +32,7 @@ unmasked as a server sends them) and cut into 64 KiB reads.
 * **Reference**: the same session path over a ``MemoryLedger`` (dictionaries,
   no SQLite, no durability). Not a subject: it shows what the durable ledger
   costs, and the most the rest of the path could reach without it.
-* Between the two, synchronous layers show where the time goes: + parsing
+* Between the baseline and the session path, synchronous layers show where the time goes: + parsing
   (as the source parses: ``decode_notification`` and ``value_from_wire``, with
   ``decode_json`` and ``parse_order``/``parse_fill`` as the fallback), + merge and record
   (``AccountReconciler`` over ``SqliteLedger``, a commit every 256).
@@ -267,8 +267,9 @@ async def _session_rate(frames: Frames, scratch: Path, discrepancies: Counter[st
     async def connector(url: str) -> anyio.abc.ByteStream:
         return firehose
 
-    path = scratch / f"session-{time.monotonic_ns()}.sqlite"
-    ledger: SqliteLedger | MemoryLedger = SqliteLedger(path) if durable else MemoryLedger()
+    ledger: SqliteLedger | MemoryLedger = (
+        SqliteLedger(scratch / f"session-{time.monotonic_ns()}.sqlite") if durable else MemoryLedger()
+    )
     expected = frames.messages
     done = anyio.Event()
     async with (
