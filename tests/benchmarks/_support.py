@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -57,12 +58,32 @@ def rss_bytes() -> int:
 
 
 def alternate(rounds: int, subjects: Mapping[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Run every subject once per round, in turn, ``rounds`` times; the values each returned."""
+    """Run every subject once per round, in turn, ``rounds`` times; the values each returned.
+
+    A warm-up round comes first and is discarded: a subject's first run pays
+    for what later runs reuse (the allocator's arenas, caches, lazy imports).
+    Before each run the cyclic collector runs and the objects alive are frozen
+    (``gc.freeze``) until the run ends, so that a collection scanning the
+    benchmark's own inputs, or what an earlier run left behind, does not land
+    in whichever subject happens to be running.
+    """
     results: dict[str, list[float]] = {name: [] for name in subjects}
-    for _ in range(rounds):
+    for round_ in range(rounds + 1):
         for name, subject in subjects.items():
-            results[name].append(subject())
+            value = isolated(subject)
+            if round_:
+                results[name].append(value)
     return results
+
+
+def isolated(subject: Callable[[], float]) -> float:
+    """``subject()``, after a collection, with the objects alive before it frozen (see ``alternate``)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return subject()
+    finally:
+        gc.unfreeze()
 
 
 def ratio_figures(runs: Mapping[str, Sequence[float]], baseline: str) -> dict[str, dict[str, float]]:
