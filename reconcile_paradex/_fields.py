@@ -31,6 +31,8 @@ MAX_NUMBER_CHARS: Final = 64
 MAX_DECIMAL_EXPONENT: Final = 40
 #: Integers must fit a signed 64-bit value (Paradex's seq_no and timestamps do).
 MAX_INT: Final = 2**63 - 1
+#: Digits of MAX_INT, less one: a Decimal whose ``adjusted()`` exceeds this is beyond it.
+_MAX_INT_DIGITS: Final = len(str(MAX_INT)) - 1
 #: JSON integers longer than this are rejected while decoding (before Python
 #: builds a huge int or trips its own digit limit).
 MAX_JSON_INT_DIGITS: Final = 40
@@ -228,6 +230,10 @@ class Fields:
                 raise self._fail(name, expected, value)
             number = int(value)
         elif isinstance(value, (float, Decimal)):
+            # Bounded before int(): int(Decimal("1e400000")) builds a 400,000-digit
+            # integer, which takes seconds (minutes for a longer exponent).
+            if isinstance(value, Decimal) and value.is_finite() and value and value.adjusted() > _MAX_INT_DIGITS:
+                raise self._fail(name, expected, value)
             try:
                 is_integral = value == int(value)
             except (ValueError, OverflowError, InvalidOperation) as exc:
