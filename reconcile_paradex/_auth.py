@@ -25,7 +25,6 @@ import base64
 import binascii
 import inspect
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
@@ -35,6 +34,7 @@ import anyio
 from reconcile_core.errors import AuthenticationError, UsageError
 
 from ._fields import is_nonempty_str
+from ._redact import redact
 
 __all__ = [
     "GEO_BLOCK_MESSAGE",
@@ -50,19 +50,6 @@ GEO_BLOCK_MESSAGE = (
     "Paradex refuses service to this IP address's region (GEO_IP_BLOCK / 40112). "
     "Paradex serves no API traffic to restricted jurisdictions; run from an allowed location."
 )
-
-# A JWT: three base64url parts, the first two starting with '{"' encoded.
-_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER_RE = re.compile(r"(?i)(bearer[\"']?\s*[:=]\s*[\"']?|bearer\s+)[A-Za-z0-9._~+/=-]{12,}")
-
-
-def redact(text: str, *secrets: str) -> str:
-    """``text`` with the given secrets, anything shaped like a JWT, and bearer values replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _JWT_RE.sub("***", text)
-    return _BEARER_RE.sub(lambda m: m.group(1) + "***", text)
 
 
 class Secret:

@@ -18,6 +18,8 @@ from typing import Any, Final, TypeVar
 from reconcile_core import Discrepancy, DiscrepancyKind, Severity
 from reconcile_core.errors import ParseError
 
+from ._redact import cut
+
 __all__ = ["Fields", "decode_json", "excerpt", "is_ms", "is_nonempty_str"]
 
 E = TypeVar("E")
@@ -53,8 +55,12 @@ def is_ms(value: object) -> bool:
 
 
 def excerpt(value: object, limit: int = 80) -> str:
-    """A short ``repr`` of a value for error messages (payload values are not secrets)."""
-    text = repr(value)
+    """A short ``repr`` of a value for error messages, JWTs and bearer values redacted before the cut.
+
+    (A venue may echo a token into any field; the session's own token is
+    redacted later, by whoever knows it: see ``_redact``.)
+    """
+    text = cut(repr(value), limit + 1)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text

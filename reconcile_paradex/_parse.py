@@ -48,6 +48,7 @@ from reconcile_core.errors import ParseError
 
 from ._fields import Fields
 from ._models import AccountSummary, Balance, Market, Parsed
+from ._redact import cut
 
 __all__ = [
     "FILL_TYPES",
@@ -326,10 +327,12 @@ def parse_position(payload: object, *, source: Source) -> Parsed[Position]:
 
 
 def _row_excerpt(row: object) -> str:
+    """The row as JSON for a discrepancy's ``seen``: redacted, then cut (see ``_redact``)."""
     try:
-        return json.dumps(row, default=str, ensure_ascii=False)[:300]
+        text = json.dumps(row, default=str, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
-        return repr(row)[:300]
+        text = repr(row)
+    return cut(text, 300)
 
 
 def malformed(subject: str, error: ParseError, payload: object) -> Discrepancy:
@@ -494,6 +497,6 @@ def parse_error_body(payload: object) -> tuple[str | None, str | None]:
     code = payload.get("error")
     message = payload.get("message")
     return (
-        code[:100] if isinstance(code, str) and code else None,
-        message[:300] if isinstance(message, str) and message else None,
+        cut(code, 100) if isinstance(code, str) and code else None,
+        cut(message, 300) if isinstance(message, str) and message else None,
     )

@@ -43,7 +43,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, redact
+from ._auth import GEO_BLOCK_MESSAGE, TokenProvider
 from ._fields import decode_json, is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market, Parsed
 from ._parse import (
@@ -60,6 +60,7 @@ from ._parse import (
     parse_server_time,
 )
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
+from ._redact import cut, redact
 from ._wire import fills_page, orders_page
 
 __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
@@ -71,6 +72,8 @@ logger = logging.getLogger("reconcile_paradex.rest")
 #: The largest ``page_size`` Paradex accepts on ``/fills``, ``/orders-history`` and ``/tradebusts``.
 MAX_PAGE_SIZE: Final = 5000
 _USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
+#: The bytes of a body an error message quotes from (200 characters of it, redacted first).
+_EXCERPT_WINDOW: Final = 16384
 
 _NOT_FOUND_CODES: Final = frozenset({"ORDER_ID_NOT_FOUND", "CLIENT_ORDER_ID_NOT_FOUND", "NOT_FOUND"})
 _AUTH_CODES: Final = frozenset(
@@ -266,8 +269,9 @@ class ParadexRestClient:
             ) from exc
 
     def _excerpt(self, response: httpx.Response) -> str:
-        text = response.content[:200].decode("utf-8", "replace")
-        return repr(self._clean(text))
+        # Redacted before the cut (see _redact); the window bounds the work on a huge body.
+        text = response.content[:_EXCERPT_WINDOW].decode("utf-8", "replace")
+        return repr(cut(text, 200, self._last_token))
 
     def _error(self, response: httpx.Response, what: str) -> VenueError:
         status = response.status_code

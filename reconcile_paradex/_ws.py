@@ -69,8 +69,9 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, redact
+from ._auth import GEO_BLOCK_MESSAGE, TokenProvider
 from ._fields import decode_json
+from ._redact import cut, redact
 from ._wire import Wire, decode_notification
 
 __all__ = [
@@ -198,12 +199,17 @@ Incoming: TypeAlias = Notification | Discrepancy
 
 
 class _RpcError(Exception):
-    """A JSON-RPC error answer (internal; mapped by :class:`ParadexWebSocket`)."""
+    """A JSON-RPC error answer (internal; mapped by :class:`ParadexWebSocket`).
 
-    def __init__(self, method: str, code: object, message: str) -> None:
-        super().__init__(f"{method}: error {code}: {message}")
+    ``code`` is the value as sent (compared with known codes); ``shown_code``
+    and ``message`` are safe to show (redacted, then cut).
+    """
+
+    def __init__(self, method: str, code: object, shown_code: str, message: str) -> None:
+        super().__init__(f"{method}: error {shown_code}: {message}")
         self.method = method
         self.code = code
+        self.shown_code = shown_code
         self.message = message
 
 
@@ -215,8 +221,8 @@ class _Call:
 
 
 def _excerpt(text: str, secrets: Sequence[str] = ()) -> str:
-    # Redact well past the cut, so a secret straddling it cannot leave a prefix behind.
-    return redact(text[: _EXCERPT_CHARS * 10], *secrets)[:_EXCERPT_CHARS]
+    # Redacted before the cut, so a secret straddling it cannot leave a prefix behind.
+    return cut(text, _EXCERPT_CHARS, *secrets)
 
 
 class JsonRpcConnection:
@@ -268,6 +274,10 @@ class JsonRpcConnection:
     def redact(self, text: str) -> str:
         """``text`` without this connection's secrets, JWTs or bearer values."""
         return redact(text, *self._secrets)
+
+    def quote(self, value: object, limit: int) -> str:
+        """At most ``limit`` characters of ``str(value)`` (venue text), redacted before the cut."""
+        return cut(str(value), limit, *self._secrets)
 
     def _malformed(self, detail: str, text: str) -> Discrepancy:
         return Discrepancy(
@@ -336,7 +346,7 @@ class JsonRpcConnection:
                 raise TransportError(f"WebSocket handshake failed: {exc}") from exc
 
     def _rejected(self, event: RejectConnection, body: bytes) -> None:
-        text = redact(body.decode("utf-8", "replace"))[:200]
+        text = cut(body.decode("utf-8", "replace"), 200)
         if "GEO_IP_BLOCK" in text or "40112" in text:
             raise AuthenticationError(
                 f"WebSocket upgrade: {GEO_BLOCK_MESSAGE}", code="GEO_IP_BLOCK", status=event.status_code
@@ -408,7 +418,7 @@ class JsonRpcConnection:
                 await self._answer_close(event)
                 if event.code == 1006:
                     raise ConnectionLostError("the WebSocket connection dropped without a close frame (1006)")
-                reason = f": {event.reason}" if event.reason else ""
+                reason = f": {self.quote(event.reason, 200)}" if event.reason else ""
                 raise ConnectionLostError(f"WebSocket closed (code {int(event.code)}{reason})")
             elif isinstance(event, BytesMessage):
                 collect(bytes(event.data), event.message_finished)
@@ -538,7 +548,8 @@ class JsonRpcConnection:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
-            raise _RpcError(what or method, code, redact(str(message or ""))[:200])
+            shown = str(code) if type(code) is int else self.quote(repr(code), 50)
+            raise _RpcError(what or method, code, shown, self.quote(message or "", 200))
         return response.get("result")
 
     async def subscribe(self, channel: str) -> None:
@@ -549,7 +560,7 @@ class JsonRpcConnection:
         result = await self.call("subscribe", {"channel": channel}, what=f"subscribe {channel}")
         acked = result.get("channel") if isinstance(result, dict) else None
         if acked != channel:
-            raise VenueError(f"Paradex acknowledged subscribe {channel!r} with {str(result)[:100]!r}")
+            raise VenueError(f"Paradex acknowledged subscribe {channel!r} with {self.quote(result, 100)!r}")
 
     # -- notifications -------------------------------------------------------------
 
@@ -692,15 +703,15 @@ class ParadexWebSocket:
         try:
             result = await connection.call("auth", {"bearer": token})
             if not isinstance(result, dict):
-                raise VenueError(f"Paradex answered auth with {str(result)[:100]!r}")
+                raise VenueError(f"Paradex answered auth with {connection.quote(result, 100)!r}")
             for channel in self._channels:
                 await connection.subscribe(channel)
         except _RpcError as exc:
             if exc.code in _REAUTH_CODES:
                 raise _Reauth(exc.code) from exc
             if exc.code == _GEO_BLOCK_CODE:
-                raise AuthenticationError(f"WebSocket auth: {GEO_BLOCK_MESSAGE}", code=str(exc.code)) from exc
-            raise VenueError(f"WebSocket {exc}", code=str(exc.code)) from exc
+                raise AuthenticationError(f"WebSocket auth: {GEO_BLOCK_MESSAGE}", code=exc.shown_code) from exc
+            raise VenueError(f"WebSocket {exc}", code=exc.shown_code) from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[JsonRpcConnection]:

@@ -225,6 +225,8 @@ class FakeParadex:
         self.sessions: list[_Session] = []
         self.ws_auth_tokens: list[str] = []
         self.ws_auth_errors: deque[int] = deque()
+        #: Raw answers to the next ``auth`` calls: each gets the token sent, returns the answer's members.
+        self.ws_auth_replies: deque[Callable[[str], dict[str, object]]] = deque()
         self.ws_connections = 0
         self.ignore_pings = False
         self.subscribe_counts: Counter[str] = Counter()
@@ -442,6 +444,10 @@ class FakeParadex:
         if method == "auth":
             token = params.get("bearer")
             self.ws_auth_tokens.append(token)
+            if self.ws_auth_replies:
+                reply = {"jsonrpc": "2.0", "id": call_id, **self.ws_auth_replies.popleft()(token)}
+                await session.send(TextMessage(data=json.dumps(reply)))
+                return
             if self.ws_auth_errors:
                 code = self.ws_auth_errors.popleft()
                 await answer(error=(code, "Invalid Bearer Token" if code == 40111 else "error"))

@@ -1,0 +1,140 @@
+"""Venue text that echoes a token: redacted before it is cut, on every path that quotes the venue.
+
+A token cut in half is no longer recognisable (neither the exact secret nor
+the JWT pattern matches its first half), so every excerpt is redacted first
+and cut after; text already cut elsewhere loses a trailing start of a secret.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import anyio
+import pytest
+
+from reconcile_core import Discrepancy, Source
+from reconcile_core.errors import ConnectionLostError, ParseError, ReconcileError
+from reconcile_paradex import CallableTokenProvider, parse_fill
+from reconcile_paradex._parse import malformed
+from reconcile_paradex._redact import cut, redact
+
+from .fake_venue import FakeParadex, fill_payload, paradex_source
+from .test_auth import make_jwt
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "opaque-" + "s" * 150 + "-end"  # not JWT-shaped: only the exact secret finds it
+
+
+def long_token_minter(fake: FakeParadex) -> CallableTokenProvider:
+    """Tokens longer than any excerpt, not JWT-shaped."""
+    counter = itertools.count(1)
+
+    def mint() -> str:
+        token = f"{next(counter)}{SECRET}"
+        fake.valid_tokens.add(token)
+        return token
+
+    return CallableTokenProvider(mint)
+
+
+def leaks(text: str, token: str) -> bool:
+    """True when ``text`` holds any 12 consecutive characters of ``token``."""
+    return any(token[i : i + 12] in text for i in range(len(token) - 11))
+
+
+# -- the helpers ---------------------------------------------------------------------------------
+
+
+def test_cut_redacts_a_secret_that_straddles_the_cut() -> None:
+    text = "x" * 70 + SECRET + " tail"
+    assert text[:80].startswith("x" * 70)  # without redaction, the cut keeps 10 characters of it
+    assert cut(text, 80, SECRET) == "x" * 70 + "*** tail"
+    jwt = make_jwt(1)
+    assert cut("y" * 70 + jwt, 80) == "y" * 70 + "***"
+
+
+@pytest.mark.parametrize("ending", ["", "'", "…", "'…", '"'])
+def test_redact_replaces_the_start_of_a_secret_that_ends_the_text(ending: str) -> None:
+    assert redact("got '" + SECRET[:30] + ending, SECRET) == "got '***" + ending
+    assert redact("ends with " + SECRET[:8], SECRET) == "ends with ***"
+
+
+def test_redact_leaves_short_or_unrelated_endings_alone() -> None:
+    assert redact("got " + SECRET[:7], SECRET) == "got " + SECRET[:7]  # too short to tell from text
+    assert redact("nothing to see", SECRET) == "nothing to see"
+    assert redact("opaque-sssx", SECRET) == "opaque-sssx"  # diverges from the secret
+
+
+# -- the parsers (which do not know the token: JWTs and bearer values) --------------------------------
+
+
+def test_a_parse_error_quoting_a_jwt_shows_none_of_it() -> None:
+    jwt = make_jwt(1) + "x" * 300  # longer than the excerpt
+    with pytest.raises(ParseError) as caught:
+        parse_fill(fill_payload("f1", price=jwt), account=None, source=Source.REST)
+    assert not leaks(str(caught.value), jwt)
+    assert "***" in str(caught.value)
+
+
+def test_a_malformed_rows_excerpt_shows_none_of_a_jwt_across_its_cut() -> None:
+    jwt = make_jwt(1)
+    row = {"padding": "p" * 250, "price": jwt}  # the JWT starts before character 300 and ends after it
+    problem = malformed("fills row 0", ParseError("bad row"), row)
+    assert problem.seen is not None
+    assert not leaks(problem.seen, jwt)
+
+
+# -- the WebSocket (which knows the token it sent) -----------------------------------------------------
+
+
+async def test_an_auth_error_code_echoing_the_token_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeParadex()
+    fake.ws_auth_replies.append(lambda token: {"error": {"code": token, "message": "no " + token}})
+    async with paradex_source(fake, token=long_token_minter(fake)) as source:
+        with pytest.raises(ReconcileError) as caught:
+            async with source.subscribe():
+                pass
+    token = fake.ws_auth_tokens[0]
+    error = caught.value
+    for text in (str(error), repr(error), str(getattr(error, "code", "")), caplog.text):
+        assert not leaks(text, token), text
+
+
+async def test_an_auth_result_echoing_the_token_is_redacted() -> None:
+    fake = FakeParadex()
+    fake.ws_auth_replies.append(lambda token: {"result": token})
+    async with paradex_source(fake, token=long_token_minter(fake)) as source:
+        with pytest.raises(ReconcileError) as caught:
+            async with source.subscribe():
+                pass
+    assert "answered auth" in str(caught.value)
+    assert not leaks(str(caught.value), fake.ws_auth_tokens[0])
+
+
+async def test_a_close_reason_echoing_the_token_is_redacted() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake, token=long_token_minter(fake)) as source:
+        async with source.subscribe() as hints:
+            token = fake.ws_auth_tokens[-1]
+            await fake.close_all(4001, "bad " + token[:100])  # a close reason holds at most 123 bytes
+            with pytest.raises(ConnectionLostError) as caught, anyio.fail_after(5):
+                while True:
+                    await anext(hints)
+    assert "4001" in str(caught.value)
+    assert not leaks(str(caught.value), token)
+
+
+async def test_a_discrepancy_quoting_a_long_token_shows_none_of_it() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake, token=long_token_minter(fake)) as source:
+        async with source.subscribe() as hints:
+            token = fake.ws_auth_tokens[-1]
+            await fake.push("fills.ALL", fill_payload("f1", price=token))
+            with anyio.fail_after(5):
+                problem = await anext(hints)
+    assert isinstance(problem, Discrepancy)
+    for text in (problem.detail, problem.seen or ""):
+        assert not leaks(text, token), text
