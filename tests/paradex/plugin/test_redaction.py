@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -42,6 +43,11 @@ def long_token_minter(fake: FakeParadex) -> CallableTokenProvider:
 def leaks(text: str, token: str) -> bool:
     """True when ``text`` holds any 12 consecutive characters of ``token``."""
     return any(token[i : i + 12] in text for i in range(len(token) - 11))
+
+
+async def drain(hints: AsyncIterator[object]) -> None:
+    while True:
+        await anext(hints)
 
 
 # -- the helpers ---------------------------------------------------------------------------------
@@ -116,25 +122,22 @@ async def test_an_auth_result_echoing_the_token_is_redacted() -> None:
 
 async def test_a_close_reason_echoing_the_token_is_redacted() -> None:
     fake = FakeParadex()
-    async with paradex_source(fake, token=long_token_minter(fake)) as source:
-        async with source.subscribe() as hints:
-            token = fake.ws_auth_tokens[-1]
-            await fake.close_all(4001, "bad " + token[:100])  # a close reason holds at most 123 bytes
-            with pytest.raises(ConnectionLostError) as caught, anyio.fail_after(5):
-                while True:
-                    await anext(hints)
+    async with paradex_source(fake, token=long_token_minter(fake)) as source, source.subscribe() as hints:
+        token = fake.ws_auth_tokens[-1]
+        await fake.close_all(4001, "bad " + token[:100])  # a close reason holds at most 123 bytes
+        with anyio.fail_after(5), pytest.raises(ConnectionLostError) as caught:
+            await drain(hints)
     assert "4001" in str(caught.value)
     assert not leaks(str(caught.value), token)
 
 
 async def test_a_discrepancy_quoting_a_long_token_shows_none_of_it() -> None:
     fake = FakeParadex()
-    async with paradex_source(fake, token=long_token_minter(fake)) as source:
-        async with source.subscribe() as hints:
-            token = fake.ws_auth_tokens[-1]
-            await fake.push("fills.ALL", fill_payload("f1", price=token))
-            with anyio.fail_after(5):
-                problem = await anext(hints)
+    async with paradex_source(fake, token=long_token_minter(fake)) as source, source.subscribe() as hints:
+        token = fake.ws_auth_tokens[-1]
+        await fake.push("fills.ALL", fill_payload("f1", price=token))
+        with anyio.fail_after(5):
+            problem = await anext(hints)
     assert isinstance(problem, Discrepancy)
     for text in (problem.detail, problem.seen or ""):
         assert not leaks(text, token), text
