@@ -54,6 +54,15 @@ def is_ms(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (JSON's ``"\\ud800"``): no UTF-8 can store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def excerpt(value: object, limit: int = 80) -> str:
     """A short ``repr`` of a value for error messages, JWTs and bearer values redacted before the cut.
 
@@ -159,6 +168,8 @@ class Fields:
             raise self._fail(name, "a string", value)
         if len(value) > MAX_TEXT_CHARS:
             raise self._fail(name, f"a string of at most {MAX_TEXT_CHARS} characters", value)
+        if not value.isascii() and not _is_unicode(value):
+            raise self._fail(name, "valid Unicode text", value)
         return value
 
     def text_or_empty(self, name: str) -> str:

@@ -252,7 +252,8 @@ def parse_fill(payload: object, *, account: str | None, source: Source) -> Parse
     known = FILL_TYPES.get(raw_type.upper())
     if known is None:
         fields.unknown_value("fill_type", raw_type, expected=sorted(FILL_TYPES))
-        canonical, kind = raw_type, FillKind.UNKNOWN
+        # Upper case, as known types are matched: FUNDING and Funding are one type, so one key.
+        canonical, kind = raw_type.upper(), FillKind.UNKNOWN
     else:
         canonical, kind = known
     owner = _account(fields, account)

@@ -302,6 +302,28 @@ def test_an_unknown_fill_type_is_kept_with_a_discrepancy() -> None:
     assert "fill_type" in problem.detail
 
 
+def test_an_unknown_fill_type_keys_alike_in_any_case() -> None:
+    # Known types match in any case; an unknown one must too, or one fill sent as
+    # Funding on one path and FUNDING on the other would be recorded (and delivered) twice.
+    ws = parse_fill(fill_payload("f1", fill_type="Funding"), account=ACCOUNT, source=Source.WS).value
+    rest = parse_fill(fill_payload("f1", fill_type="FUNDING"), account=ACCOUNT, source=Source.REST).value
+    assert ws.key == rest.key
+    assert ws.key.fill_type == "FUNDING"
+
+
+@pytest.mark.parametrize("field", ["id", "market", "fee_currency", "order_id", "client_id", "fill_type", "side"])
+def test_text_with_a_lone_surrogate_is_a_parse_error(field: str) -> None:
+    # json.loads accepts "\ud800"; no UTF-8 (so no SQLite ledger) can store it.
+    payload = decode_json(json.dumps(fill_payload("f1", **{field: "x\ud800y"})))
+    with pytest.raises(ParseError, match=f"'{field}' must be valid Unicode"):
+        parse_fill(payload, account=ACCOUNT, source=Source.REST)
+
+
+def test_text_beyond_ascii_is_still_text() -> None:
+    fill = parse_fill(fill_payload("f1", client_id="ordre-é-日本"), account=ACCOUNT, source=Source.REST).value
+    assert fill.client_id == "ordre-é-日本"
+
+
 def test_a_fill_key_uses_the_session_account() -> None:
     payload = fill_payload("f1")
     del payload["account"]
