@@ -37,6 +37,7 @@ from ._parse import (
     parse_fill_bust,
     parse_order,
     parse_position,
+    same_account,
 )
 from ._ratelimit import Clock, RetryPolicy, TokenBucket
 from ._rest import MAX_PAGE_SIZE, ParadexRestClient
@@ -66,6 +67,10 @@ _WS: Final = Source.WS
 def _log_problems(what: str, problems: Sequence[Discrepancy]) -> None:
     for problem in problems:
         logger.warning("%s: %s: %s (%s)", what, problem.kind.value, problem.detail, problem.subject)
+
+
+def _foreign(account: str) -> ParseError:
+    return ParseError(f"an account summary of account {account!r}, not of this session's account", field="account")
 
 
 class _HintStream:
@@ -281,6 +286,8 @@ class ParadexSource:
                 return [bust.value, *bust.problems]
             if kind == "account":
                 summary = parse_account_summary(data)
+                if not same_account(summary.value.account, self._account):  # as fills and busts are checked
+                    return [malformed(f"WebSocket {channel[:50]} message", _foreign(summary.value.account), data)]
                 self._account_summary = summary.value
                 return list(summary.problems)
         except ParseError as exc:

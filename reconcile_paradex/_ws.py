@@ -430,8 +430,10 @@ class JsonRpcConnection:
                     await self._send_event(event.response())
 
     def _collect(self, part: str | bytes, finished: bool) -> None:
+        # The limit is in bytes (as the frames came), not characters.
+        size = len(part) if isinstance(part, bytes) or part.isascii() else len(part.encode("utf-8", "surrogatepass"))
         if finished and not self._message:  # a whole message in one frame (the usual case): nothing to join
-            if len(part) > self._settings.max_message_bytes:
+            if size > self._settings.max_message_bytes:
                 raise self._too_large()
             if isinstance(part, str):
                 fast = decode_notification(part)  # as _handle_text begins, without the call
@@ -442,7 +444,7 @@ class JsonRpcConnection:
             else:
                 self._emit(self._malformed("unexpected binary WebSocket message", part[:_EXCERPT_CHARS].hex()))
             return
-        self._message_size += len(part)
+        self._message_size += size
         if self._message_size > self._settings.max_message_bytes:
             raise self._too_large()
         self._message.append(part)
@@ -477,10 +479,15 @@ class JsonRpcConnection:
         if not isinstance(message, dict):
             self._emit(self._malformed("a JSON-RPC message must be an object", text))
             return
-        if "result" in message or "error" in message:
+        # A notification may carry "result": null or "error": null (some JSON-RPC servers
+        # write every member); only a value makes it an answer.
+        notification = message.get("method") == "subscription"
+        if (message.get("result") is not None or message.get("error") is not None) or (
+            not notification and ("result" in message or "error" in message)
+        ):
             self._handle_response(message, text)
             return
-        if message.get("method") == "subscription":
+        if notification:
             params = message.get("params")
             channel = params.get("channel") if isinstance(params, dict) else None
             if not isinstance(channel, str) or not isinstance(params, dict) or "data" not in params:
@@ -488,7 +495,7 @@ class JsonRpcConnection:
                 return
             self._emit(Notification(channel=channel, data=params["data"], raw=text, secrets=self._secrets))
             return
-        logger.debug("ignoring WebSocket message with method %r", str(message.get("method"))[:50])
+        logger.debug("ignoring WebSocket message with method %r", self.quote(message.get("method"), 50))
 
     def _handle_response(self, message: dict[str, object], text: str) -> None:
         call_id = message.get("id")

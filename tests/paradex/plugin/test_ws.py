@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -100,6 +101,41 @@ async def test_unknown_enum_values_give_the_value_and_a_discrepancy() -> None:
         problems = [await next_hint(hints), await next_hint(hints)]
         assert all(isinstance(p, Discrepancy) and p.kind is DiscrepancyKind.UNKNOWN_VALUE for p in problems)
         assert {p.seen for p in problems if isinstance(p, Discrepancy)} == {"FUNDING_SWAP", "HOLD"}
+
+
+@pytest.mark.parametrize("members", ['"result":null,', '"error":null,', '"result":null,"error":null,'])
+async def test_a_notification_with_null_result_or_error_members_is_still_a_notification(members: str) -> None:
+    # Some JSON-RPC servers write every member; null is no answer, so the fill must not be dropped.
+    fake = FakeParadex()
+    data = json.dumps(fill_payload("f1"))
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push_text(
+            '{"jsonrpc":"2.0",'
+            + members
+            + '"method":"subscription","params":{"channel":"fills.ALL","data":'
+            + data
+            + "}}"
+        )
+        fill = await next_hint(hints)
+    assert isinstance(fill, Fill)
+    assert fill.key.fill_id == "f1"
+
+
+async def test_an_account_summary_of_another_account_is_a_discrepancy_not_the_summary() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push("account", {"account": "0xdeadbeef", "account_value": "999999", "updated_at": 3})
+        await fake.push(
+            "account", {"account": ACCOUNT.upper().replace("0X", "0x0"), "account_value": "12.5", "updated_at": 4}
+        )
+        await fake.push("orders.ALL", order_payload("o1"))
+        problem = await next_hint(hints)
+        assert isinstance(problem, Discrepancy)
+        assert problem.kind is DiscrepancyKind.MALFORMED_MESSAGE
+        assert "0xdeadbeef" in problem.detail
+        assert isinstance(await next_hint(hints), Order)  # the second summary is this account's: no hint
+    assert source.account_summary is not None
+    assert source.account_summary.account_value == Decimal("12.5")
 
 
 async def test_malformed_json_is_a_discrepancy_and_the_stream_goes_on() -> None:

@@ -44,7 +44,7 @@ class PlainCollect(JsonRpcConnection):
     """``_collect`` as it was before its one-frame shortcut: every message joined from its parts."""
 
     def _collect(self, part: str | bytes, finished: bool) -> None:
-        self._message_size += len(part)
+        self._message_size += len(part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass"))
         if self._message_size > self._settings.max_message_bytes:
             raise ConnectionLostError(
                 f"a WebSocket message exceeded {self._settings.max_message_bytes} bytes; dropping the connection"
@@ -218,3 +218,15 @@ def test_the_hint_stream_yields_the_same_with_or_without_its_shortcuts(texts: li
     plain = anyio.run(stream_hints, PlainHintStream, source, texts)
     assert fast == plain
     assert not [hint for kind, hint in fast if kind == "Discrepancy" and SECRET in hint]  # values are not redacted
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_the_size_bound_counts_bytes_not_characters(finished: bool) -> None:
+    text = "€" * (LIMIT // 3 + 1)  # fewer characters than LIMIT, more than LIMIT bytes in UTF-8
+    assert len(text) < LIMIT < len(text.encode())
+    frames: list[tuple[str | bytes, bool]] = [(text, True)] if finished else [(text[:10], False), (text[10:], True)]
+    out = drive(JsonRpcConnection, frames)
+    assert out[0][0] == "lost"
+    assert "exceeded" in out[0][1]
+    within = "€" * (LIMIT // 3)
+    assert drive(JsonRpcConnection, [(within, True)])[0] == ("pending", ([], 0))
