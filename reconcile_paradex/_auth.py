@@ -194,15 +194,19 @@ class CallableTokenProvider:
         return self._wall_clock() >= self._valid_until
 
     async def _mint(self) -> Secret:
+        failed: str | None = None
         try:
             result: object = self._func()
             if inspect.isawaitable(result):
                 result = await result
         except AuthenticationError:
             raise
-        except Exception as exc:
-            # The function's own message may contain key material: name only its type.
-            raise AuthenticationError(f"the token function raised {type(exc).__name__}; no token available") from exc
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's function means no token
+            failed = type(exc).__name__
+        if failed is not None:
+            # The function's own message may contain key material: name only its type, and raise
+            # outside the handler so it is neither __cause__ nor __context__ (tracebacks show both).
+            raise AuthenticationError(f"the token function raised {failed}; no token available") from None
         if isinstance(result, Secret):
             return result
         if isinstance(result, str) and is_nonempty_str(result):

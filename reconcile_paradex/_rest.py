@@ -20,10 +20,12 @@ and the expiry answer is ``401 {"message": "... token is expired by ..."}``.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import logging
 import math
 import random
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -87,10 +89,13 @@ _AUTH_CODES: Final = frozenset(
         "GEO_IP_BLOCK",
     }
 )
+#: What an ``Authorization: Bearer`` value may hold: printable ASCII, no whitespace (RFC 7230
+#: field-value and RFC 6750 token68 are stricter still; the venue judges the rest).
+_HEADER_TOKEN_RE: Final = re.compile(r"[\x21-\x7e]+")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if unusable."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -98,21 +103,26 @@ def _retry_after(response: httpx.Response) -> float | None:
     try:
         seconds = float(value)  # float ok: seconds, not money
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        date = response.headers.get("Date")
-        try:
-            now = email.utils.parsedate_to_datetime(date) if date else None
-        except (TypeError, ValueError):
-            now = None
-        if now is None:
+        when = _http_date(value)
+        now = _http_date(response.headers.get("Date"))
+        if when is None or now is None:
             return None
         seconds = (when - now).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    """An HTTP date (RFC 7231: IMF-fixdate, RFC 850 or asctime) as an aware UTC datetime, else ``None``."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    # asctime dates and the "-0000" zone parse naive; HTTP dates are all UTC (RFC 7231 §7.1.1.1).
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
 
 
 class ParadexRestClient:
@@ -187,6 +197,24 @@ class ParadexRestClient:
     def _clean(self, text: str) -> str:
         return redact(text, self._last_token)
 
+    def _showable(self, exc: BaseException) -> BaseException | None:
+        """``exc`` to chain as a cause, or ``None`` if it or anything it chains shows the token.
+
+        httpx errors may quote the request (an h11 ``LocalProtocolError`` quotes the header it
+        refused), and a chained cause reaches every log that prints the traceback.
+        """
+        seen: set[int] = set()
+        todo: list[BaseException | None] = [exc]
+        while todo:
+            node = todo.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if any(self._clean(text) != text for text in (str(node), repr(node))):
+                return None
+            todo += [node.__cause__, node.__context__]
+        return exc
+
     async def get_json(self, path: str, params: Mapping[str, str | int] | None = None, *, auth: bool = True) -> object:
         """``GET {rest_url}{path}``: the decoded JSON body, after retries and error mapping."""
         return self._decode(await self._get(path, params, auth=auth), f"GET {path}")
@@ -208,20 +236,24 @@ class ParadexRestClient:
                 await self._bucket.acquire(self._clock)
                 token = await self._token.token(force_refresh=refreshed)
                 self._last_token = token
-                headers["Authorization"] = f"Bearer {token}"
+                headers["Authorization"] = f"Bearer {_header_token(token, what)}"
             failure: Exception
+            cause: BaseException
+            final = False
+            # Mapped outside the handlers (below) so that a dropped cause is not kept as __context__.
             try:
                 response = await self._http.get(url, params=dict(params or {}), headers=headers)
             except httpx.TimeoutException as exc:
                 failure = RequestTimeoutError(f"{what}: Paradex did not answer in time ({type(exc).__name__})")
-                cause: BaseException = exc
+                cause = exc
             except httpx.TransportError as exc:
                 failure = TransportError(
                     f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc))})"
                 )
                 cause = exc
             except httpx.HTTPError as exc:
-                raise TransportError(f"{what}: HTTP error ({type(exc).__name__}: {self._clean(str(exc))})") from exc
+                failure = TransportError(f"{what}: HTTP error ({type(exc).__name__}: {self._clean(str(exc))})")
+                cause, final = exc, True
             else:
                 status = response.status_code
                 logger.debug("%s -> HTTP %d (attempt %d)", what, status, attempt)
@@ -252,8 +284,8 @@ class ParadexRestClient:
                 if status < 500:
                     raise error
                 failure, cause = error, error
-            if attempt >= self._retry.attempts:
-                raise failure from cause
+            if final or attempt >= self._retry.attempts:
+                raise failure from self._showable(cause)
             delay = self._retry.backoff(attempt, self._rng)
             logger.warning("%s failed (%s); retry %d in %.3f s", what, failure, attempt, delay)
             await self._clock.sleep(delay)
@@ -279,6 +311,7 @@ class ParadexRestClient:
             code, message = parse_error_body(decode_json(response.content))
         except ParseError:
             code, message = None, None
+        code = self._clean(code) if code else None  # venues echo what they were sent, the token included
         detail = self._clean(message) if message else f"non-JSON body {self._excerpt(response)}"
         text = f"{what}: Paradex answered HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
         if code == "GEO_IP_BLOCK":
@@ -300,6 +333,7 @@ class ParadexRestClient:
         """Every page from ``path``; ``fast`` (see ``_wire``) parses a body first, and where it
         declines, ``decode_json`` and ``parse_page`` with ``parse_item`` decide."""
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             query: dict[str, str | int] = dict(params)
             if cursor is not None:
@@ -312,16 +346,31 @@ class ParadexRestClient:
             yield page
             if next_cursor is None:
                 return
-            if next_cursor == cursor:
+            if next_cursor in seen:
+                # A->B->A cycles too, not only A->A: any repeat would loop forever.
                 raise VenueError(f"GET {path}: Paradex returned the same cursor twice; stopping to avoid a loop")
+            seen.add(next_cursor)
             cursor = next_cursor
+
+    async def _snapshot(self, path: str, params: Mapping[str, str | int], what: str) -> dict[str, object]:
+        """``{"results": [...]}``: the raw rows of every page of a snapshot endpoint.
+
+        The spec does not paginate ``/orders`` or ``/positions``, but the SDK documents
+        ``next``/``prev`` there: a ``next`` is followed like any cursor, since a snapshot cut
+        at page 1 would call everything on later pages gone or flat. Rows are parsed after,
+        as one snapshot.
+        """
+        rows: list[object] = []
+        async for page in self._paginate(path, params, what, Parsed):
+            rows += page.items
+        return {"results": rows}
 
     # -- endpoints -------------------------------------------------------------
 
     async def open_orders(self, *, market: str | None = None) -> Parsed[OpenOrdersSnapshot]:
-        """``GET /v1/orders``: every open order (a complete snapshot, of one market if given)."""
+        """``GET /v1/orders``: every open order (a complete snapshot, of one market if given; every page)."""
         params = {"market": market} if market else {}
-        parsed = parse_open_orders(await self.get_json("/orders", params))
+        parsed = parse_open_orders(await self._snapshot("/orders", params, "open orders"))
         if market:
             snapshot = OpenOrdersSnapshot(orders=parsed.value.orders, complete=parsed.value.complete, instrument=market)
             return Parsed(snapshot, parsed.problems)
@@ -394,8 +443,8 @@ class ParadexRestClient:
         )
 
     async def positions(self) -> Parsed[PositionsSnapshot]:
-        """``GET /v1/positions``: the complete positions snapshot."""
-        return parse_positions(await self.get_json("/positions"))
+        """``GET /v1/positions``: the complete positions snapshot (every page, if Paradex pages it)."""
+        return parse_positions(await self._snapshot("/positions", {}, "positions"))
 
     async def account_summary(self) -> Parsed[AccountSummary]:
         """``GET /v1/account``."""
@@ -418,7 +467,23 @@ class ParadexRestClient:
 def _segment(value: str, name: str) -> str:
     if not is_nonempty_str(value):
         raise UsageError(f"{name} must be a non-empty str, got {value!r}")
+    if value in (".", ".."):
+        # A dot segment names another path once resolved: httpx resolves a bare one, and proxies
+        # may resolve even %2E%2E (RFC 3986 §6.2.2). No Paradex id is one, so none is asked for.
+        raise NotFoundError(f"{name} {value!r} cannot name an order (a URL path resolves it away); not asked")
     return quote(value, safe="")
+
+
+def _header_token(token: object, what: str) -> str:
+    """``token`` if an HTTP header can carry it. The message never quotes it: it is a secret."""
+    if not isinstance(token, str):
+        raise AuthenticationError(f"{what}: the token provider returned {type(token).__name__}, expected a str")
+    if not _HEADER_TOKEN_RE.fullmatch(token):
+        raise AuthenticationError(
+            f"{what}: the token holds a character an HTTP header cannot carry "
+            "(whitespace, a control or non-ASCII character; a trailing newline from a file?)"
+        )
+    return token
 
 
 def _window(start_at: int, end_at: int | None, page_size: int) -> dict[str, str | int]:
