@@ -297,24 +297,38 @@ def parse_position(payload: object, *, source: Source) -> Parsed[Position]:
     """One ``PositionResp`` (REST ``/positions`` or WS ``positions``) as a :class:`~reconcile_core.Position`.
 
     ``size`` is signed at the venue (negative short) and taken as is; ``side``
-    is only checked for unknown values. The version time is
-    ``last_updated_at``, else ``created_at``.
+    is checked for unknown values and against the sign (a contradiction is a
+    warning discrepancy). The version time is ``last_updated_at``, else
+    ``created_at``.
     """
     fields = Fields(payload, "position")
     instrument = fields.text("market")
     fields.identify(f"position {instrument}")
-    fields.optional_enum("side", {"LONG": "LONG", "SHORT": "SHORT"}, "", "")
+    side = fields.optional_enum("side", {"LONG": "LONG", "SHORT": "SHORT"}, "", "")
     fields.optional_enum("status", {"OPEN": "OPEN", "CLOSED": "CLOSED"}, "", "")
     updated_at = fields.optional_integer("last_updated_at")
     if updated_at is None:
         updated_at = fields.optional_integer("created_at")
     if updated_at is None:
         raise ParseError(f"{fields.what}: required field 'last_updated_at' is missing", field="last_updated_at")
+    size = fields.decimal("size")
+    if (side == "LONG" and size < 0) or (side == "SHORT" and size > 0):
+        # The spec signs the size (negative short): it is taken as sent, and the contradiction reported.
+        fields.problems.append(
+            Discrepancy(
+                kind=DiscrepancyKind.MALFORMED_MESSAGE,
+                subject=fields.what,
+                detail=f"side {side} contradicts size {size} (signed: negative is short); size taken as sent",
+                expected=f"a {'negative' if side == 'SHORT' else 'positive'} size for side {side}",
+                seen=str(size),
+                severity=Severity.WARNING,
+            )
+        )
     return _build(
         fields,
         lambda: Position(
             instrument=instrument,
-            size=fields.decimal("size"),
+            size=size,
             entry_price=fields.optional_decimal("average_entry_price"),
             last_fill_id=fields.optional_text("last_fill_id"),
             updated_at=updated_at,

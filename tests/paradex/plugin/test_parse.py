@@ -444,3 +444,17 @@ def test_decode_json_keeps_decimals_exact() -> None:
     assert parse_order(
         order_payload("o1", size=Decimal("0.1"), remaining_size=0), source=Source.REST
     ).value.quantity == Decimal("0.1")
+
+
+@pytest.mark.parametrize(("side", "size"), [("SHORT", "0.5"), ("LONG", "-0.5"), ("short", "2")])
+def test_a_side_that_contradicts_the_signed_size_is_reported(side: str, size: str) -> None:
+    parsed = parse_position(position_payload("BTC-USD-PERP", size, side=side), source=Source.REST)
+    assert parsed.value.size == Decimal(size)  # the spec signs the size: taken as sent
+    (problem,) = parsed.problems
+    assert problem.kind is DiscrepancyKind.MALFORMED_MESSAGE
+    assert "contradicts" in problem.detail
+
+
+@pytest.mark.parametrize(("side", "size"), [("SHORT", "-0.5"), ("LONG", "0.5"), ("SHORT", "0"), ("LONG", "0")])
+def test_a_side_that_agrees_with_the_size_is_not_reported(side: str, size: str) -> None:
+    assert not parse_position(position_payload("BTC-USD-PERP", size, side=side), source=Source.REST).problems
