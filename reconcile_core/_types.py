@@ -167,15 +167,44 @@ def _optional_instance_of(cls: type) -> Callable[[object, attrs.Attribute[Any], 
     return check
 
 
-_str = _instance_of(str)
-_optional_str = _optional_instance_of(str)
 _optional_int = _optional_instance_of(int)
+_str_type = _instance_of(str)
+
+
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate, which no UTF-8 (no SQLite file, no JSON line) can store."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unicode(attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _is_unicode(value):
+        msg = f"{attribute.name} must be valid Unicode text (no lone surrogates), got {value!r}"
+        raise ValueError(msg)
+
+
+def _str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A ``str`` that UTF-8 can store."""
+    _str_type(inst, attribute, value)
+    assert isinstance(value, str)  # noqa: S101 - checked just above
+    _unicode(attribute, value)
+
+
+def _optional_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _str(inst, attribute, value)
 
 
 def _nonempty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
         msg = f"{attribute.name} must be a non-empty str, got {value!r}"
         raise ValueError(msg)
+    _unicode(attribute, value)
 
 
 def _ms(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -220,7 +249,9 @@ def _positions(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 # per field: a type-exact test of every field first, and only when that fails,
 # the field checks below, in field order (so the first bad field is named, with
 # the same error as a validator would raise). A value of a subclass (a ``str``
-# subclass, say) fails the exact test and then passes the checks.
+# subclass, say) fails the exact test and then passes the checks; so does text
+# beyond ASCII, whose check makes sure UTF-8 can store it (no lone surrogates:
+# a SQLite ledger could not write such a fill, and would stop its session).
 _CHECK: Final = "reconcile_core.check"
 
 
@@ -259,12 +290,16 @@ class FillKey:
         if not (
             type(venue) is str
             and venue != ""
+            and venue.isascii()
             and type(account) is str
             and account != ""
+            and account.isascii()
             and type(fill_type) is str
             and fill_type != ""
+            and fill_type.isascii()
             and type(fill_id) is str
             and fill_id != ""
+            and fill_id.isascii()
         ):
             _run_checks(self)
 
@@ -306,18 +341,20 @@ class Fill:
         if not (
             type(self.key) is FillKey
             and type(self.kind) is FillKind
-            and (self.order_id is None or type(self.order_id) is str)
+            and (self.order_id is None or (type(self.order_id) is str and self.order_id.isascii()))
             and type(instrument) is str
             and instrument != ""
+            and instrument.isascii()
             and type(self.side) is Side
             and (type(self.price) is Decimal and self.price.is_finite())
             and (type(self.size) is Decimal and self.size.is_finite() and not self.size < 0)
             and (type(self.fee) is Decimal and self.fee.is_finite())
             and type(self.fee_currency) is str
+            and self.fee_currency.isascii()
             and type(self.liquidity) is Liquidity
             and (type(self.time) is int and self.time >= 0)
             and type(self.source) is Source
-            and (self.client_id is None or type(self.client_id) is str)
+            and (self.client_id is None or (type(self.client_id) is str and self.client_id.isascii()))
             and (pnl is None or (type(pnl) is Decimal and pnl.is_finite()))
         ):
             _run_checks(self)
@@ -395,9 +432,11 @@ class Order:
         if not (
             type(order_id) is str
             and order_id != ""
-            and (self.client_id is None or type(self.client_id) is str)
+            and order_id.isascii()
+            and (self.client_id is None or (type(self.client_id) is str and self.client_id.isascii()))
             and type(instrument) is str
             and instrument != ""
+            and instrument.isascii()
             and type(self.side) is Side
             and type(self.type) is OrderType
             and (price is None or (type(price) is Decimal and price.is_finite()))
@@ -409,7 +448,7 @@ class Order:
             )
             and (average is None or (type(average) is Decimal and average.is_finite()))
             and type(self.status) is OrderStatus
-            and (self.cancel_reason is None or type(self.cancel_reason) is str)
+            and (self.cancel_reason is None or (type(self.cancel_reason) is str and self.cancel_reason.isascii()))
             and (type(self.created_at) is int and self.created_at >= 0)
             and (type(self.updated_at) is int and self.updated_at >= 0)
             and (sequence is None or type(sequence) is int)

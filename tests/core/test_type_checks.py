@@ -10,7 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile_core import Fill, FillKey, FillKind, Liquidity, Order, OrderStatus, OrderType, Side, Source
+from reconcile_core import (
+    Fill,
+    FillBust,
+    FillKey,
+    FillKind,
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Source,
+)
 from reconcile_core._types import _CHECK
 
 
@@ -41,6 +53,8 @@ ODD = [
     "",
     "x",
     Text("x"),
+    "ordre-é-日本",  # text beyond ASCII: the fast check passes it on to the field checks
+    "x\ud800",  # a lone surrogate: no UTF-8 can store it
     0,
     -1,
     7,
@@ -134,3 +148,37 @@ def test_disabled_validators_are_honored() -> None:
     with attrs.validators.disabled():
         key = FillKey(venue="", account="a", fill_type="FILL", fill_id="1")
     assert key.venue == ""
+
+
+TEXT_FIELDS = {
+    FillKey: ["venue", "account", "fill_type", "fill_id"],
+    Fill: ["order_id", "instrument", "fee_currency", "client_id"],
+    Order: ["order_id", "client_id", "instrument", "cancel_reason"],
+}
+
+
+def _good(cls: type) -> dict[str, Any]:
+    return {name: choices[-1] for name, choices in GOOD[cls].items()}
+
+
+@pytest.mark.parametrize(("cls", "name"), [(cls, name) for cls, names in TEXT_FIELDS.items() for name in names])
+def test_text_with_a_lone_surrogate_is_refused(cls: type, name: str) -> None:
+    # A SQLite ledger could not store it: refused where it is made, not where it is written.
+    with pytest.raises(ValueError, match=f"{name} must be valid Unicode text"):
+        cls(**{**_good(cls), name: "x\ud800y"})
+    assert getattr(cls(**{**_good(cls), name: "ordre-é-日本"}), name) == "ordre-é-日本"
+
+
+def test_the_other_types_refuse_a_lone_surrogate_too() -> None:
+    with pytest.raises(ValueError, match="fill_id must be valid Unicode text"):
+        FillBust(venue="v", account="a", fill_id="\udcff", time=1, source=Source.WS)
+    with pytest.raises(ValueError, match="last_fill_id must be valid Unicode text"):
+        Position(
+            instrument="BTC",
+            size=Decimal(1),
+            entry_price=None,
+            last_fill_id="\ud800",
+            updated_at=1,
+            sequence=None,
+            source=Source.WS,
+        )
