@@ -16,12 +16,6 @@ def _positive(_inst: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise ValueError(msg)
 
 
-def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
-        msg = f"{attribute.name} must be a finite number of seconds >= 0, got {value!r}"
-        raise ValueError(msg)
-
-
 def _fraction(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
         msg = f"{attribute.name} must be a fraction in [0, 1), got {value!r}"
@@ -63,16 +57,6 @@ class SessionConfig:
     #: Hints read from the stream but not merged yet, at most. Also the largest
     #: batch merged under one ledger commit.
     hint_buffer: int = attrs.field(default=256, validator=_count(1))
-    #: Group commit. While hints keep arriving, the hint merger keeps merging
-    #: them under the one ledger commit of the batch in hand, for up to this
-    #: many seconds, then commits and delivers them all: under a burst, one
-    #: ``fsync`` for many batches. A batch after which no hint is waiting is
-    #: committed and delivered at once, so a quiet stream gains no latency.
-    #: ``0`` turns grouping off (one commit per batch). Not used while another
-    #: session runs over the same ledger.
-    group_commit_window: float = attrs.field(default=0.02, validator=_seconds)
-    #: Hints merged under one group commit, at most.
-    group_commit_max: int = attrs.field(default=2048, validator=_count(1))
     #: First delay before reconnecting, in seconds; doubles per failed attempt.
     reconnect_initial: float = attrs.field(default=0.5, validator=_positive)
     #: Longest delay between reconnect attempts, in seconds.

@@ -4,21 +4,20 @@ Two rules live here (the ``Session`` docstring states them for users):
 
 * **Durability.** A batch of observations is merged, the ledger is committed
   once, and only then are the batch's events put in the channel. A fill the
-  consumer sees is always durable. Under a burst of hints, several batches
-  share one commit (group commit, :meth:`MergeGate.merge`).
+  consumer sees is always durable.
 * **Acknowledgement.** A fill or bust the consumer took is acknowledged to
   the ledger when the consumer asks for the next event (``auto_ack``), or
   when it calls :meth:`EventChannel.acknowledge`. Acknowledgements are written
   in batches: when ``ack_batch`` are pending, whenever the consumer has caught
   up (the channel is empty and no batch is being put in it), and when the
-  session closes; never while a group commit is open.
+  session closes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 import attrs
@@ -82,9 +81,6 @@ class EventChannel:
     #: The cancel scope shielding the send in progress (see :meth:`send_all`).
     _shield: anyio.CancelScope | None = attrs.field(init=False, default=None)
     _aborted: bool = attrs.field(init=False, default=False)
-    #: True while the gate holds a group commit open: acknowledgements wait
-    #: (their commit would commit or roll back the group's transaction).
-    holding: bool = attrs.field(init=False, default=False)
 
     @property
     def _send(self) -> MemoryObjectSendStream[Event]:
@@ -186,7 +182,7 @@ class EventChannel:
     def _acknowledge_offset(self, offset: int) -> None:
         self._taken.discard(offset)
         self._pending.append(offset)
-        if self._closed or (len(self._pending) >= self.ack_batch and not self.holding):
+        if self._closed or len(self._pending) >= self.ack_batch:
             self.flush()
         self.on_change()
 
@@ -237,7 +233,7 @@ class EventIterator:
             # The consumer caught up: a good moment to write acknowledgements.
             # Not while a batch is being delivered, though: its next event is
             # on its way, and a commit per event would cost an fsync each.
-            if not channel.sending and not channel.holding:
+            if not channel.sending:
                 channel.flush()
             try:
                 event = await receive.receive()
@@ -280,41 +276,6 @@ def _reject_foreign(item: Observation, exc: UsageError) -> Event:
 
 
 @attrs.define(eq=False)
-class _Batch:
-    """What a merge under the gate produced so far: events, needs, and whether fills were written."""
-
-    events: list[Event] = attrs.field(factory=list)
-    needs: list[Need] = attrs.field(factory=list)
-    wrote: bool = False
-
-    def add(self, items: Iterable[object], reconciler: AccountReconciler) -> int:
-        """Merge ``items`` (runs of observations as one ``merge_many``); return how many there were."""
-        run: list[Observation] = []  # consecutive observations, merged as one
-        count = 0
-        for item in items:
-            count += 1
-            if isinstance(item, _OBSERVATIONS):
-                self.wrote = self.wrote or isinstance(item, Fill | FillBust)
-                run.append(item)
-                continue
-            if run:
-                self._merge_run(run, reconciler)
-            if isinstance(item, Discrepancy):
-                self.events.append(item)
-            else:
-                self.events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
-        if run:
-            self._merge_run(run, reconciler)
-        return count
-
-    def _merge_run(self, run: list[Observation], reconciler: AccountReconciler) -> None:
-        step = reconciler.merge_many(run, on_rejected=_reject_foreign)
-        self.events.extend(step.events)
-        self.needs.extend(step.needs)
-        run.clear()
-
-
-@attrs.define(eq=False)
 class MergeGate:
     """The one path from observations to the consumer: merge, commit, then send.
 
@@ -328,12 +289,6 @@ class MergeGate:
     channel: EventChannel
     on_change: Callable[[], None]
     discrepancies: Counter[DiscrepancyKind] = attrs.field(factory=Counter)
-    #: Group commit (see :meth:`merge`): seconds a group may last; 0: no groups.
-    group_window: float = 0.0
-    #: Group commit: items merged under one commit, at most.
-    group_limit: int = 1
-    #: Whether this session is the only one writing to the ledger now.
-    exclusive: Callable[[], bool] = lambda: True
     _lock: anyio.Lock | None = attrs.field(init=False, default=None)
 
     def _get_lock(self) -> anyio.Lock:
@@ -341,45 +296,35 @@ class MergeGate:
             self._lock = anyio.Lock()
         return self._lock
 
-    async def merge(
-        self,
-        items: Iterable[object],
-        tally: Tally | None = None,
-        *,
-        more: Callable[[int], Awaitable[Sequence[object]]] | None = None,
-    ) -> tuple[Need, ...]:
-        """Merge observations (and pass on discrepancies) as one batch; return new needs.
-
-        With ``more`` (the hint merger's), a batch that wrote fills is a group
-        commit: while ``more(n)`` returns further items (at most ``n``), within
-        ``group_window`` seconds and ``group_limit`` items in all, they are
-        merged under the same commit, and the events of all of them are
-        delivered after it. Only
-        while :attr:`exclusive` says no other session writes to the ledger:
-        its commit could otherwise land inside the group.
-        """
+    async def merge(self, items: Iterable[object], tally: Tally | None = None) -> tuple[Need, ...]:
+        """Merge observations (and pass on discrepancies) as one batch; return new needs."""
         async with self._get_lock():
-            batch = _Batch()
-            count = batch.add(items, self.reconciler)
-            if more is not None and batch.wrote and self.group_window > 0 and self.exclusive():
-                await self._group(batch, count, more)
-            await self._deliver(batch.events, tally, wrote=batch.wrote)
-            return tuple(batch.needs)
+            events: list[Event] = []
+            needs: list[Need] = []
+            wrote = False
+            run: list[Observation] = []  # consecutive observations, merged as one
 
-    async def _group(self, batch: _Batch, count: int, more: Callable[[int], Awaitable[Sequence[object]]]) -> None:
-        # The ledger's transaction stays open across these awaits: no one else may
-        # commit (or roll back) meanwhile. REST passes wait for the lock; the
-        # consumer's acknowledgements wait for the group to end (``channel.holding``).
-        deadline = anyio.current_time() + self.group_window
-        self.channel.holding = True
-        try:
-            while count < self.group_limit and anyio.current_time() < deadline:
-                items = await more(self.group_limit - count)
-                if not items:
-                    return
-                count += batch.add(items, self.reconciler)
-        finally:
-            self.channel.holding = False
+            def merge_run() -> None:
+                step = self.reconciler.merge_many(run, on_rejected=_reject_foreign)
+                events.extend(step.events)
+                needs.extend(step.needs)
+                run.clear()
+
+            for item in items:
+                if isinstance(item, _OBSERVATIONS):
+                    wrote = wrote or isinstance(item, Fill | FillBust)
+                    run.append(item)
+                    continue
+                if run:
+                    merge_run()
+                if isinstance(item, Discrepancy):
+                    events.append(item)
+                else:
+                    events.append(_rejected(item, "not an order, fill, position, bust or discrepancy"))
+            if run:
+                merge_run()
+            await self._deliver(events, tally, wrote=wrote)
+            return tuple(needs)
 
     async def step(self, action: Callable[[], MergeStep], tally: Tally | None = None) -> MergeStep:
         """Run one synchronous reconciler call under the gate and deliver its events."""
@@ -392,12 +337,6 @@ class MergeGate:
         """Deliver events that come from no merge (summaries, source errors, redeliveries)."""
         async with self._get_lock():
             await self._deliver(list(events), tally)
-
-    async def advance_watermark(self, *, venue: str, account: str, value: int) -> None:
-        """Advance the ledger's watermark and commit, under the gate (never inside a group)."""
-        async with self._get_lock():
-            self.ledger.advance_watermark(venue=venue, account=account, value=value)
-            self.ledger.commit()
 
     async def _deliver(self, events: list[Event], tally: Tally | None, *, wrote: bool = False) -> None:
         if wrote or any(isinstance(e, FillRecorded | FillBusted) for e in events):

@@ -221,7 +221,8 @@ class Reconciliation:
 
             complete_up_to = max(0, started_at - source.settlement_lag_ms)
             await self.serve_needs(tally, complete_up_to=complete_up_to)
-            await gate.advance_watermark(venue=source.venue, account=source.account, value=complete_up_to)
+            self.ledger.advance_watermark(venue=source.venue, account=source.account, value=complete_up_to)
+            self.ledger.commit()
             ok = True
         except SourceFailedError as failed:
             await self.report(failed, tally, during=f"the {reason} pass")

@@ -13,7 +13,6 @@ from typing import Any, NoReturn, Self
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from reconcile_core import errors
@@ -34,11 +33,6 @@ logger = logging.getLogger("reconcile_core.runtime")
 
 #: Pass summaries kept for :meth:`Session.reconcile_now` callers.
 _KEPT_SUMMARIES = 64
-#: Loop turns the hint merger waits for more hints before it ends a group commit.
-_GROUP_YIELDS = 3
-#: Sessions running, per ledger (by ``id``; a running session holds its ledger,
-#: so the id is not reused meanwhile). Group commit needs the ledger to itself.
-_RUNNING: Counter[int] = Counter()
 
 
 class Session:
@@ -76,9 +70,6 @@ class Session:
 
     **Durability rule.** Fills and busts are committed to the ledger
     (``ledger.commit()``) before any event of their batch enters the channel.
-    Under a burst of hints, batches that keep arriving share one commit, for
-    up to ``group_commit_window`` seconds (group commit; a hint that arrives
-    alone is committed and delivered at once).
 
     **Acknowledgement rule.** A :class:`~reconcile_core.FillRecorded` or
     :class:`~reconcile_core.FillBusted` event is acknowledged to the ledger
@@ -149,9 +140,6 @@ class Session:
             channel=self._channel,
             on_change=self._notify,
             discrepancies=self._metrics.discrepancies,
-            group_window=config.group_commit_window,
-            group_limit=config.group_commit_max,
-            exclusive=lambda: _RUNNING[id(ledger)] == 1,
         )
         self._passes = Reconciliation(
             source=source,
@@ -397,8 +385,6 @@ class Session:
         self._run_started = True
         self._stopped = anyio.Event()
         self._hints_send, self._hints_receive = anyio.create_memory_object_stream[Hint](self._config.hint_buffer)
-        ledger_id = id(self._ledger)
-        _RUNNING[ledger_id] += 1
         try:
             async with anyio.create_task_group() as task_group:
                 self._scope = task_group.cancel_scope
@@ -422,9 +408,6 @@ class Session:
                 self._failure = exc
             raise
         finally:
-            _RUNNING[ledger_id] -= 1
-            if _RUNNING[ledger_id] <= 0:
-                del _RUNNING[ledger_id]
             self._state = ConnectionState.CLOSED
             self._synced = False
             self._hints_send.close()
@@ -475,40 +458,22 @@ class Session:
 
     async def _merge_hints(self) -> None:
         receive = self._hints_receive
+        limit = self._config.hint_buffer
         while True:
             batch: list[object] = [await receive.receive()]
             # When hints last arrived (for the silence check): stamped per batch, not per
             # hint (a clock read costs about a microsecond); the reader stamps it too when
             # it has to wait for room, so hints read while a batch merges count as well.
             self._last_hint = anyio.current_time()
-            self._take_hints(batch)
-            needs = await self._gate.merge(batch, more=self._more_hints)
+            while len(batch) < limit:
+                try:
+                    batch.append(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            needs = await self._gate.merge(batch)
             if needs:
                 self._gap_raised = True
                 self._wake()
-
-    def _take_hints(self, batch: list[object], limit: int | None = None) -> None:
-        """Add the hints waiting, without yielding, until ``batch`` holds ``limit`` (``hint_buffer``)."""
-        receive = self._hints_receive
-        limit = self._config.hint_buffer if limit is None else min(limit, self._config.hint_buffer)
-        while len(batch) < limit:
-            try:
-                batch.append(receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-
-    async def _more_hints(self, limit: int) -> list[object]:
-        """The next batch of a group commit: up to ``limit`` hints that arrive within a few loop turns."""
-        batch: list[object] = []
-        for _ in range(_GROUP_YIELDS):
-            # A few turns, not one: a socket read becomes a hint in three steps
-            # (the loop polls the socket, the reader decodes, the hint reader parses).
-            await anyio.lowlevel.checkpoint()
-            self._take_hints(batch, limit)
-            if batch:
-                self._last_hint = anyio.current_time()
-                return batch
-        return batch
 
     # -- connections -----------------------------------------------------------
 

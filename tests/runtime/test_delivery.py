@@ -295,11 +295,11 @@ class TestBackpressure:
         venue = FakeVenue(seed=8)
         source = FaultySource(venue)
         ledger = MemoryLedger()
-        config = fast(event_buffer=4, hint_buffer=2, group_commit_max=5)
+        config = fast(event_buffer=4, hint_buffer=2)
         flood = 300
-        # Hints taken from the source = delivered + in the channel + a group being
-        # merged (or sent) + the hint buffer + the one the reader holds.
-        slack = config.event_buffer + config.group_commit_max + config.hint_buffer + 1
+        # Hints taken from the source = delivered + in the channel + a batch being sent
+        # + the hint buffer + the one the reader holds.
+        slack = config.event_buffer + 2 * config.hint_buffer + 1
         async with Session(source, ledger, config=config) as session:
             await session.wait_synced()
             for number in range(flood):
