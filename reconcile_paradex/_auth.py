@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from reconcile_core.errors import AuthenticationError, UsageError
+from reconcile_core.errors import AuthenticationError, ReconcileError, UsageError
 
 from ._fields import is_nonempty_str
 from ._redact import redact
@@ -96,6 +96,28 @@ class TokenProvider(Protocol):
     async def token(self, *, force_refresh: bool = False) -> str:
         """A token valid now; ``force_refresh`` says the last one was rejected."""
         ...
+
+
+async def fetch_token(provider: TokenProvider, *, force_refresh: bool = False) -> str:
+    """``provider.token()``, for any provider, yours included: a token, or :class:`AuthenticationError`.
+
+    The library's own errors pass through. Any other exception becomes an
+    ``AuthenticationError`` naming only its type (its message may hold key
+    material), and so does a result that is not a non-empty ``str``.
+    """
+    failed: str | None = None
+    try:
+        token: object = await provider.token(force_refresh=force_refresh)
+    except ReconcileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the provider means no token
+        failed = type(exc).__name__
+    if failed is not None:
+        # Raised outside the handler, so the provider's exception is neither cause nor context.
+        raise AuthenticationError(f"the token provider raised {failed}; no token available") from None
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError(f"the token provider returned {type(token).__name__}, expected a non-empty str")
+    return token
 
 
 def _as_secret(value: str | Secret) -> Secret:

@@ -45,7 +45,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, TokenProvider
+from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, fetch_token
 from ._fields import decode_json, is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market, Parsed
 from ._parse import (
@@ -63,6 +63,7 @@ from ._parse import (
 )
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
 from ._redact import cut, redact
+from ._urls import check_url
 from ._wire import fills_page, orders_page
 
 __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
@@ -149,6 +150,9 @@ class ParadexRestClient:
     ) -> None:
         if not account:
             raise UsageError("account must be a non-empty Paradex account address")
+        if not isinstance(rest_url, str) or not rest_url.startswith(("http://", "https://")):  # type: ignore[redundant-expr]
+            raise UsageError(f"rest_url must start with http:// or https://, got {rest_url!r}")
+        check_url("rest_url", rest_url)
         self._base = rest_url.rstrip("/")
         self._account = account
         self._token = token
@@ -234,7 +238,7 @@ class ParadexRestClient:
             headers = {"Accept": "application/json"}
             if auth:
                 await self._bucket.acquire(self._clock)
-                token = await self._token.token(force_refresh=refreshed)
+                token = await fetch_token(self._token, force_refresh=refreshed)
                 self._last_token = token
                 headers["Authorization"] = f"Bearer {_header_token(token, what)}"
             failure: Exception
@@ -251,7 +255,7 @@ class ParadexRestClient:
                     f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc))})"
                 )
                 cause = exc
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 failure = TransportError(f"{what}: HTTP error ({type(exc).__name__}: {self._clean(str(exc))})")
                 cause, final = exc, True
             else:

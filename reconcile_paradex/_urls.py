@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import httpx
+
 from reconcile_core.errors import UsageError
 
 __all__ = ["ENVIRONMENTS", "PROD_REST_URL", "PROD_WS_URL", "TESTNET_REST_URL", "TESTNET_WS_URL", "resolve_urls"]
@@ -41,4 +43,23 @@ def resolve_urls(env: str | None, rest_url: str | None, ws_url: str | None) -> t
         raise UsageError(f"rest_url must start with http:// or https://, got {rest!r}")
     if not ws.startswith(("ws://", "wss://")):
         raise UsageError(f"ws_url must start with ws:// or wss://, got {ws!r}")
+    check_url("rest_url", rest)
+    check_url("ws_url", ws)
     return rest, ws
+
+
+def check_url(name: str, url: str) -> None:
+    """Raise :class:`UsageError` unless ``url`` parses, with a host and a valid port."""
+    problem: str | None = None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        problem = str(exc)
+    else:
+        if not parsed.host:
+            problem = "no host"
+        elif parsed.port is not None and not 0 < parsed.port < 65536:
+            problem = f"port {parsed.port} is out of range"
+    if problem is not None:
+        # Raised outside the handler: httpx's exception adds nothing for the caller.
+        raise UsageError(f"{name} is not a usable URL ({problem}): {url!r}")

@@ -69,7 +69,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, TokenProvider
+from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, fetch_token
 from ._fields import decode_json
 from ._redact import cut, redact
 from ._wire import Wire, decode_notification
@@ -705,7 +705,7 @@ class ParadexWebSocket:
             await connection.aclose()
 
     async def _login(self, connection: JsonRpcConnection, *, force_refresh: bool) -> None:
-        token = await self._token.token(force_refresh=force_refresh)
+        token = await fetch_token(self._token, force_refresh=force_refresh)
         connection.remember_secret(token)
         try:
             result = await connection.call("auth", {"bearer": token})

@@ -258,3 +258,49 @@ async def test_ids_holding_dots_are_still_asked_for() -> None:
         b"/v1/orders/...",
         b"/v1/orders/by_client_id/..%2Faccount",
     ]
+
+
+# -- 7. a token provider of your own that fails --------------------------------------------------
+
+
+class _OwnProvider:
+    """A TokenProvider written by a user (not one of the library's), failing in its own way."""
+
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+
+    async def token(self, *, force_refresh: bool = False) -> str:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "named"),
+    [
+        (RuntimeError("vault unreachable; key 0xDEADBEEFSECRETKEYMATERIAL123456"), "RuntimeError"),
+        (KeyError("0xDEADBEEFSECRETKEYMATERIAL123456"), "KeyError"),
+        (None, "NoneType"),
+        (b"bytes-token", "bytes"),
+        ("", "str"),
+    ],
+)
+async def test_a_failing_provider_of_your_own_is_an_authentication_error(
+    outcome: object, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue = Venue(lambda request: httpx.Response(200, json={"results": []}))
+    caplog.set_level(logging.DEBUG)
+    async with _client(venue, token=_OwnProvider(outcome)) as client:
+        with pytest.raises(AuthenticationError, match=named) as caught:
+            await client.positions()
+    assert venue.requests == []
+    _assert_hidden("0xDEADBEEFSECRETKEYMATERIAL123456", caught.value, caplog.text)
+
+
+async def test_a_provider_raising_a_library_error_passes_it_through() -> None:
+    venue = Venue(lambda request: httpx.Response(200, json={"results": []}))
+    refused = AuthenticationError("the vault refused", status=403)
+    async with _client(venue, token=_OwnProvider(refused)) as client:
+        with pytest.raises(AuthenticationError) as caught:
+            await client.positions()
+    assert caught.value is refused

@@ -19,6 +19,7 @@ from reconcile_paradex import (
     TESTNET_REST_URL,
     TESTNET_WS_URL,
     CallableTokenProvider,
+    ParadexRestClient,
     ParadexSource,
     ReadOnlyToken,
     venue,
@@ -94,6 +95,29 @@ def test_environments_and_urls() -> None:
         ParadexSource(account="", token="t" * 20)
     with pytest.raises(UsageError, match="TokenProvider"):
         ParadexSource(account=ACCOUNT, token=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rest_url", "ws_url", "problem"),
+    [
+        ("http://[::1/v1", "ws://y/v1", "rest_url is not a usable URL"),
+        ("http:///v1", "ws://y/v1", "no host"),
+        ("http://x:99999/v1", "ws://y/v1", "port 99999"),
+        ("http://x/v1", "ws://\x00y/v1", "ws_url is not a usable URL"),
+        ("ftp://x/v1", "ws://y/v1", "must start with http"),
+    ],
+)
+def test_an_unusable_url_is_a_usage_error_at_construction(rest_url: str, ws_url: str, problem: str) -> None:
+    with pytest.raises(UsageError, match=problem) as caught:
+        ParadexSource(account=ACCOUNT, token="t" * 20, env=None, rest_url=rest_url, ws_url=ws_url)
+    assert caught.value.__cause__ is None
+
+
+def test_the_rest_client_checks_its_url_too() -> None:
+    with pytest.raises(UsageError, match="rest_url is not a usable URL"):
+        ParadexRestClient(rest_url="https://[::1/v1", account=ACCOUNT, token=ReadOnlyToken("t" * 20))
+    with pytest.raises(UsageError, match="must start with http"):
+        ParadexRestClient(rest_url="api.paradex.trade", account=ACCOUNT, token=ReadOnlyToken("t" * 20))
 
 
 def test_the_plugin_object() -> None:

@@ -176,6 +176,24 @@ async def test_a_token_is_asked_for_at_every_connection() -> None:
     assert len(set(fake.ws_auth_tokens)) == 3
 
 
+async def test_a_failing_provider_of_your_own_is_an_authentication_error_on_connect() -> None:
+    fake = FakeParadex()
+    key = "0xDEADBEEFSECRETKEYMATERIAL123456"
+
+    class Broken:
+        async def token(self, *, force_refresh: bool = False) -> str:
+            raise RuntimeError(f"vault unreachable; key {key}")
+
+    async with paradex_source(fake, token=Broken()) as source:
+        with pytest.raises(AuthenticationError, match="RuntimeError") as caught:
+            async with source.subscribe():
+                pass
+    assert key not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+    assert not any(session.authed for session in fake.sessions)
+
+
 async def test_auth_failure_40111_reauthenticates_on_a_new_socket() -> None:
     fake = FakeParadex()
     forced: list[bool] = []
