@@ -120,9 +120,11 @@ class RetryPolicy:
 
     ``attempts`` counts every try, the first included. Backoff before retry
     *n* (1-based) is uniform in ``[0, min(max_backoff, base_backoff * 2**(n-1))]``
-    ("full jitter"). A 429 waits for ``Retry-After`` instead (or the backoff if
-    the venue sent none); a ``Retry-After`` longer than ``max_retry_after`` is
-    not waited out: the request fails with ``RateLimitedError`` at once.
+    ("full jitter"). A 429 waits for ``Retry-After``, but at least a random
+    time in the upper half of that backoff range (:meth:`after_rate_limit`: a
+    ``Retry-After`` in whole seconds rounds a sub-second wait down to ``0``); a
+    ``Retry-After`` longer than ``max_retry_after`` is not waited out: the
+    request fails with ``RateLimitedError`` at once.
     """
 
     attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -132,5 +134,14 @@ class RetryPolicy:
 
     def backoff(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        ceiling = min(self.max_backoff, self.base_backoff * 2 ** (retry - 1))
-        return rng.uniform(0, ceiling)
+        return rng.uniform(0, self._ceiling(retry))
+
+    def after_rate_limit(self, retry: int, rng: random.Random, retry_after: float | None) -> float:
+        """Seconds to wait after a 429 before retry number ``retry``: ``Retry-After``, and at least
+        a random time in the upper half of the backoff range, so retries never go out at once."""
+        ceiling = self._ceiling(retry)
+        floor = rng.uniform(ceiling / 2, ceiling)
+        return floor if retry_after is None else max(retry_after, floor)
+
+    def _ceiling(self, retry: int) -> float:
+        return min(self.max_backoff, self.base_backoff * 2 ** (retry - 1))

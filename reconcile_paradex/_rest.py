@@ -271,7 +271,7 @@ class ParadexRestClient:
                     continue
                 if status == 429:
                     retry_after = _retry_after(response)
-                    wait = retry_after if retry_after is not None else self._retry.backoff(attempt, self._rng)
+                    wait = self._retry.after_rate_limit(attempt, self._rng, retry_after)
                     if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
                         raise RateLimitedError(
                             f"{what}: Paradex rate-limited the account (HTTP 429) after {attempt} attempt(s)"
@@ -279,7 +279,7 @@ class ParadexRestClient:
                             status=429,
                             retry_after=retry_after,
                         )
-                    logger.warning("%s: HTTP 429, waiting %.3f s (Retry-After) before retrying", what, wait)
+                    logger.warning("%s: HTTP 429, waiting %.3f s before retrying", what, wait)
                     self._bucket.pause(self._clock.now(), wait)
                     if not auth:  # public calls skip the account bucket: wait here
                         await self._clock.sleep(wait)

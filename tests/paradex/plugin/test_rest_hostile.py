@@ -157,6 +157,21 @@ async def test_retry_after_dates_of_every_http_form_are_honoured(retry_after: st
     assert clock.sleeps == [3.0]
 
 
+@pytest.mark.parametrize("headers", [{"Retry-After": "0"}, {"Retry-After": "0.0"}, {}])
+async def test_a_429_asking_for_no_wait_still_backs_off(headers: dict[str, str]) -> None:
+    # Retry-After in whole seconds rounds a sub-second wait (a 600/min bucket) down to 0:
+    # retrying at once would spend every attempt in the same instant.
+    answers = iter([httpx.Response(429, headers=headers, json={}) for _ in range(4)])
+    venue = Venue(lambda request: next(answers, httpx.Response(200, json={"results": []})))
+    clock = FakeClock()
+    async with _client(venue, clock=clock) as client:
+        await client.positions()
+    assert len(venue.requests) == 5
+    # Retry n waits in the upper half of the default backoff range: 0.5 * 2**(n-1).
+    assert [0.25 <= clock.sleeps[0] <= 0.5, 0.5 <= clock.sleeps[1] <= 1.0] == [True, True]
+    assert [1.0 <= clock.sleeps[2] <= 2.0, 2.0 <= clock.sleeps[3] <= 4.0] == [True, True]
+
+
 @pytest.mark.parametrize(
     "headers",
     [
