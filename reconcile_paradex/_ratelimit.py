@@ -144,4 +144,4 @@ class RetryPolicy:
         return floor if retry_after is None else max(retry_after, floor)
 
     def _ceiling(self, retry: int) -> float:
-        return min(self.max_backoff, self.base_backoff * 2 ** (retry - 1))
+        return min(self.max_backoff, self.base_backoff * 2.0 ** (retry - 1))
