@@ -31,9 +31,10 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 from urllib.parse import quote
 
+import attrs
 import httpx
 
-from reconcile_core import Fill, FillBust, OpenOrdersSnapshot, Order, Page, PositionsSnapshot, Source
+from reconcile_core import Discrepancy, Fill, FillBust, OpenOrdersSnapshot, Order, Page, PositionsSnapshot, Source
 from reconcile_core.errors import (
     AuthenticationError,
     NotFoundError,
@@ -309,6 +310,29 @@ class ParadexRestClient:
         text = response.content[:_EXCERPT_WINDOW].decode("utf-8", "replace")
         return repr(cut(text, 200, self._last_token))
 
+    def _redacted(self, problems: tuple[Discrepancy, ...]) -> tuple[Discrepancy, ...]:
+        """``problems`` without the token: a discrepancy quotes the venue's fields, and the venue
+        may echo the token into any of them (an id, a status)."""
+        token = self._last_token
+        return tuple(
+            attrs.evolve(
+                p,
+                subject=redact(p.subject, token),
+                detail=redact(p.detail, token),
+                seen=None if p.seen is None else redact(p.seen, token),
+            )
+            for p in problems
+        )
+
+    def _scrubbed(self, parsed: Parsed[T]) -> Parsed[T]:
+        """``parsed`` with its problems (and its snapshot's) redacted (see :meth:`_redacted`)."""
+        value = parsed.value
+        if isinstance(value, OpenOrdersSnapshot | PositionsSnapshot) and value.problems:
+            value = attrs.evolve(value, problems=self._redacted(value.problems))
+        if not parsed.problems and value is parsed.value:
+            return parsed
+        return Parsed(value, self._redacted(parsed.problems))
+
     def _error(self, response: httpx.Response, what: str) -> VenueError:
         status = response.status_code
         try:
@@ -347,6 +371,8 @@ class ParadexRestClient:
             if parsed is None:
                 parsed = parse_page(self._decode(response, f"GET {path}"), what, parse_item)
             page, next_cursor = parsed
+            if page.problems:
+                page = attrs.evolve(page, problems=self._redacted(page.problems))
             yield page
             if next_cursor is None:
                 return
@@ -376,19 +402,19 @@ class ParadexRestClient:
         params = {"market": market} if market else {}
         parsed = parse_open_orders(await self._snapshot("/orders", params, "open orders"))
         if market:
-            snapshot = OpenOrdersSnapshot(orders=parsed.value.orders, complete=parsed.value.complete, instrument=market)
-            return Parsed(snapshot, parsed.problems)
-        return parsed
+            snapshot = attrs.evolve(parsed.value, instrument=market)
+            parsed = Parsed(snapshot, parsed.problems)
+        return self._scrubbed(parsed)
 
     async def order(self, order_id: str) -> Parsed[Order]:
         """``GET /v1/orders/{id}``; ``NotFoundError`` when Paradex does not know it."""
         payload = await self.get_json(f"/orders/{_segment(order_id, 'order_id')}")
-        return parse_order(payload, source=Source.REST)
+        return self._scrubbed(parse_order(payload, source=Source.REST))
 
     async def order_by_client_id(self, client_id: str) -> Parsed[Order]:
         """``GET /v1/orders/by_client_id/{client_id}``; ``NotFoundError`` when unknown."""
         payload = await self.get_json(f"/orders/by_client_id/{_segment(client_id, 'client_id')}")
-        return parse_order(payload, source=Source.REST)
+        return self._scrubbed(parse_order(payload, source=Source.REST))
 
     def orders_history(
         self,
@@ -448,20 +474,20 @@ class ParadexRestClient:
 
     async def positions(self) -> Parsed[PositionsSnapshot]:
         """``GET /v1/positions``: the complete positions snapshot (every page, if Paradex pages it)."""
-        return parse_positions(await self._snapshot("/positions", {}, "positions"))
+        return self._scrubbed(parse_positions(await self._snapshot("/positions", {}, "positions")))
 
     async def account_summary(self) -> Parsed[AccountSummary]:
         """``GET /v1/account``."""
-        return parse_account_summary(await self.get_json("/account"))
+        return self._scrubbed(parse_account_summary(await self.get_json("/account")))
 
     async def balances(self) -> Parsed[tuple[Balance, ...]]:
         """``GET /v1/balance``."""
-        return parse_balances(await self.get_json("/balance"))
+        return self._scrubbed(parse_balances(await self.get_json("/balance")))
 
     async def markets(self, *, market: str | None = None) -> Parsed[tuple[Market, ...]]:
         """``GET /v1/markets`` (public)."""
         params = {"market": market} if market else {}
-        return parse_markets(await self.get_json("/markets", params, auth=False))
+        return self._scrubbed(parse_markets(await self.get_json("/markets", params, auth=False)))
 
     async def server_time(self) -> int:
         """``GET /v1/system/time`` (public): the venue clock in ms."""

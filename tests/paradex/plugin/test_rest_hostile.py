@@ -319,3 +319,33 @@ async def test_a_provider_raising_a_library_error_passes_it_through() -> None:
         with pytest.raises(AuthenticationError) as caught:
             await client.positions()
     assert caught.value is refused
+
+
+# -- 8. a venue echoing the token into a field that a discrepancy quotes ------------------------
+
+
+async def test_discrepancies_about_fields_echoing_the_token_do_not_show_it(caplog: pytest.LogCaptureFixture) -> None:
+    rows = {
+        "/v1/fills": {
+            "results": [fill_payload("f1", fill_type=PLAIN_TOKEN), fill_payload("f2", liquidity=PLAIN_TOKEN)],
+        },
+        "/v1/orders": {"results": [order_payload("o1", status=PLAIN_TOKEN)]},
+        "/v1/orders/o2": order_payload("o2", side=PLAIN_TOKEN),
+        "/v1/positions": {"results": [position_payload("BTC-USD-PERP", "1", side=PLAIN_TOKEN)]},
+    }
+    venue = Venue(lambda request: httpx.Response(200, json=rows[request.url.path]))
+    caplog.set_level(logging.DEBUG)
+    problems = []
+    async with _client(venue) as client:
+        async for page in client.fills(start_at=0):
+            problems += page.problems
+        open_orders = await client.open_orders()
+        problems += [*open_orders.problems, *open_orders.value.problems]
+        order = await client.order("o2")
+        problems += order.problems
+        positions = await client.positions()
+        problems += [*positions.problems, *positions.value.problems]
+    assert len(problems) >= 4  # each odd field is reported...
+    for problem in problems:  # ...without the token
+        assert PLAIN_TOKEN not in f"{problem.subject} {problem.detail} {problem.seen} {problem!r}"
+    assert PLAIN_TOKEN not in caplog.text
