@@ -506,7 +506,7 @@ class JsonRpcConnection:
             return
         error = message.get("error")
         code = error.get("code") if isinstance(error, dict) else None
-        if code in _REAUTH_CODES:
+        if type(code) is int and code in _REAUTH_CODES:
             self._on_reauth()
             raise ConnectionLostError(
                 f"Paradex invalidated this connection's authentication (error {code}); "
@@ -556,7 +556,8 @@ class JsonRpcConnection:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
             shown = str(code) if type(code) is int else self.quote(repr(code), 50)
-            raise _RpcError(what or method, code, shown, self.quote(message or "", 200))
+            # Only an int is a JSON-RPC code: anything else (a list, say) is compared with nothing.
+            raise _RpcError(what or method, code if type(code) is int else None, shown, self.quote(message or "", 200))
         return response.get("result")
 
     async def subscribe(self, channel: str) -> None:
@@ -565,8 +566,10 @@ class JsonRpcConnection:
             raise UsageError(f"channel {channel!r} is already subscribed on this connection")
         self._subscribed.add(channel)
         result = await self.call("subscribe", {"channel": channel}, what=f"subscribe {channel}")
-        acked = result.get("channel") if isinstance(result, dict) else None
-        if acked != channel:
+        # The spec's result names the channel, but does not require it: an object without
+        # one is an ack too. One naming another channel is not.
+        acked = result.get("channel", channel) if isinstance(result, dict) else None
+        if not isinstance(acked, str) or acked.lower() != channel.lower():
             raise VenueError(f"Paradex acknowledged subscribe {channel!r} with {self.quote(result, 100)!r}")
 
     # -- notifications -------------------------------------------------------------

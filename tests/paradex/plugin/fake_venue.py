@@ -227,6 +227,8 @@ class FakeParadex:
         self.ws_auth_errors: deque[int] = deque()
         #: Raw answers to the next ``auth`` calls: each gets the token sent, returns the answer's members.
         self.ws_auth_replies: deque[Callable[[str], dict[str, object]]] = deque()
+        #: The subscribe answer's result for a channel (default: ``{"channel": channel}``).
+        self.ws_subscribe_result: Callable[[str], object] = lambda channel: {"channel": channel}
         self.ws_connections = 0
         self.ignore_pings = False
         self.subscribe_counts: Counter[str] = Counter()
@@ -467,7 +469,7 @@ class FakeParadex:
             else:
                 session.channels.add(channel)
                 self.subscribe_counts[channel] += 1
-                await answer({"channel": channel})
+                await answer(self.ws_subscribe_result(channel))
                 self._notify()
         else:
             await answer(error=(-32601, "method not found"))

@@ -23,7 +23,7 @@ from reconcile_core import (
     Side,
     Source,
 )
-from reconcile_core.errors import AuthenticationError, ConnectionLostError, TransportError
+from reconcile_core.errors import AuthenticationError, ConnectionLostError, ReconcileError, TransportError, VenueError
 from reconcile_core.typing import Hint
 from reconcile_paradex import DEFAULT_CHANNELS, CallableTokenProvider, WebSocketSettings
 
@@ -192,6 +192,35 @@ async def test_a_failing_provider_of_your_own_is_an_authentication_error_on_conn
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
     assert not any(session.authed for session in fake.sessions)
+
+
+@pytest.mark.parametrize("code", [[40111], {"n": 40111}, "40111", None, 1.5])
+async def test_an_error_code_that_is_no_int_is_a_library_error(code: object) -> None:
+    fake = FakeParadex()
+    fake.ws_auth_replies.append(lambda token: {"error": {"code": code, "message": "refused"}})
+    async with paradex_source(fake) as source:
+        with pytest.raises(ReconcileError) as caught:
+            async with source.subscribe():
+                pass
+    assert "refused" in str(caught.value)
+
+
+@pytest.mark.parametrize("ack", [{}, "upper"], ids=["empty", "upper-case"])
+async def test_a_subscribe_ack_without_the_channel_name_is_an_ack(ack: object) -> None:
+    # The spec's subscribe result has a channel property, but does not require it.
+    fake = FakeParadex()
+    fake.ws_subscribe_result = lambda channel: {"channel": channel.upper()} if ack == "upper" else ack
+    async with paradex_source(fake) as source, source.subscribe():
+        assert dict(fake.subscribe_counts) == dict.fromkeys(DEFAULT_CHANNELS, 1)
+
+
+async def test_a_subscribe_ack_naming_another_channel_is_a_venue_error() -> None:
+    fake = FakeParadex()
+    fake.ws_subscribe_result = lambda channel: {"channel": "trades.ALL"}
+    async with paradex_source(fake) as source:
+        with pytest.raises(VenueError, match="acknowledged subscribe"):
+            async with source.subscribe():
+                pass
 
 
 async def test_auth_failure_40111_reauthenticates_on_a_new_socket() -> None:
