@@ -151,9 +151,7 @@ class ParadexRestClient:
     ) -> None:
         if not account:
             raise UsageError("account must be a non-empty Paradex account address")
-        if not isinstance(rest_url, str) or not rest_url.startswith(("http://", "https://")):  # type: ignore[redundant-expr]
-            raise UsageError(f"rest_url must start with http:// or https://, got {rest_url!r}")
-        check_url("rest_url", rest_url)
+        check_url("rest_url", rest_url, ("http", "https"))
         self._base = rest_url.rstrip("/")
         self._account = account
         self._token = token

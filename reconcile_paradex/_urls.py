@@ -39,17 +39,16 @@ def resolve_urls(env: str | None, rest_url: str | None, ws_url: str | None) -> t
         defaults = found
     rest = (rest_url or defaults[0]).rstrip("/")
     ws = (ws_url or defaults[1]).rstrip("/")
-    if not rest.startswith(("http://", "https://")):
-        raise UsageError(f"rest_url must start with http:// or https://, got {rest!r}")
-    if not ws.startswith(("ws://", "wss://")):
-        raise UsageError(f"ws_url must start with ws:// or wss://, got {ws!r}")
-    check_url("rest_url", rest)
-    check_url("ws_url", ws)
+    check_url("rest_url", rest, ("http", "https"))
+    check_url("ws_url", ws, ("ws", "wss"))
     return rest, ws
 
 
-def check_url(name: str, url: str) -> None:
-    """Raise :class:`UsageError` unless ``url`` parses, with a host and a valid port."""
+def check_url(name: str, url: object, schemes: tuple[str, str]) -> None:
+    """Raise :class:`UsageError` unless ``url`` is a str with one of ``schemes`` that parses,
+    with a host and a valid port."""
+    if not isinstance(url, str) or not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        raise UsageError(f"{name} must start with {schemes[0]}:// or {schemes[1]}://, got {url!r}")
     problem: str | None = None
     try:
         parsed = httpx.URL(url)

@@ -555,9 +555,10 @@ class JsonRpcConnection:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
-            shown = str(code) if type(code) is int else self.quote(repr(code), 50)
-            # Only an int is a JSON-RPC code: anything else (a list, say) is compared with nothing.
-            raise _RpcError(what or method, code if type(code) is int else None, shown, self.quote(message or "", 200))
+            # Only an int is a JSON-RPC code: anything else (a list, say) is shown, never compared.
+            if type(code) is int:
+                raise _RpcError(what or method, code, str(code), self.quote(message or "", 200))
+            raise _RpcError(what or method, None, self.quote(repr(code), 50), self.quote(message or "", 200))
         return response.get("result")
 
     async def subscribe(self, channel: str) -> None:
