@@ -190,11 +190,17 @@ def _order_status(fields: Fields, filled: Decimal, remaining: Decimal, reason: s
     return OrderStatus.CANCELED
 
 
-def parse_order(payload: object, *, source: Source) -> Parsed[Order]:
-    """One ``OrderResp`` (REST ``/orders*`` or WS ``orders.*``) as an :class:`~reconcile_core.Order`."""
+def parse_order(payload: object, *, source: Source, account: str | None = None) -> Parsed[Order]:
+    """One ``OrderResp`` (REST ``/orders*`` or WS ``orders.*``) as an :class:`~reconcile_core.Order`.
+
+    With ``account`` (the session's), a payload naming another account is a
+    :class:`ParseError`, as for fills.
+    """
     fields = Fields(payload, "order")
     order_id = fields.text("id")
     fields.identify(f"order {order_id}")
+    if account is not None:
+        _account(fields, account)
     order_type = fields.enum("type", _ORDER_TYPES, OrderType.UNKNOWN)
     quantity = fields.decimal("size")
     if quantity < 0:
@@ -293,17 +299,20 @@ def parse_fill_bust(payload: object, *, account: str | None, source: Source) -> 
 # -- positions --------------------------------------------------------------
 
 
-def parse_position(payload: object, *, source: Source) -> Parsed[Position]:
+def parse_position(payload: object, *, source: Source, account: str | None = None) -> Parsed[Position]:
     """One ``PositionResp`` (REST ``/positions`` or WS ``positions``) as a :class:`~reconcile_core.Position`.
 
     ``size`` is signed at the venue (negative short) and taken as is; ``side``
     is checked for unknown values and against the sign (a contradiction is a
     warning discrepancy). The version time is ``last_updated_at``, else
-    ``created_at``.
+    ``created_at``. With ``account`` (the session's), a payload naming another
+    account is a :class:`ParseError`.
     """
     fields = Fields(payload, "position")
     instrument = fields.text("market")
     fields.identify(f"position {instrument}")
+    if account is not None:
+        _account(fields, account)
     side = fields.optional_enum("side", {"LONG": "LONG", "SHORT": "SHORT"}, "", "")
     fields.optional_enum("status", {"OPEN": "OPEN", "CLOSED": "CLOSED"}, "", "")
     updated_at = fields.optional_integer("last_updated_at")

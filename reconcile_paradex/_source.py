@@ -273,13 +273,13 @@ class ParadexSource:
             return [malformed(f"WebSocket {channel[:50]} message", exc, notification.raw)]
         try:
             if kind == "orders":
-                order = parse_order(data, source=Source.WS)
+                order = parse_order(data, source=Source.WS, account=self._account)
                 return [order.value, *order.problems]
             if kind == "fills":
                 fill = parse_fill(data, account=self._account, source=Source.WS)
                 return [fill.value, *fill.problems]
             if kind == "positions":
-                position = parse_position(data, source=Source.WS)
+                position = parse_position(data, source=Source.WS, account=self._account)
                 return [position.value, *position.problems]
             if kind == "tradebusts":
                 bust = parse_fill_bust(data, account=self._account, source=Source.WS)

@@ -121,6 +121,7 @@ class OrderWire(msgspec.Struct, gc=False):
     client_id: str | None = None
     avg_fill_price: str | None = None
     seq_no: _Count | None = None
+    account: str | None = None
     # Not read: typed so that its brackets are accounted for (see _page).
     flags: list[str] | UnsetType = UNSET
 
@@ -144,7 +145,6 @@ class _FillResult(FillWire, forbid_unknown_fields=True, gc=False):
 
 class _OrderResp(OrderWire, forbid_unknown_fields=True, gc=False):
     request_info: dict[str, str | None] | UnsetType | None = UNSET
-    account: str | None = None
     instruction: str | None = None
     stp: str | None = None
     trigger_price: str | None = None
@@ -400,10 +400,13 @@ def _fill(wire: FillWire, account: str | None, source: Source) -> Fill:
     )
 
 
-def _order(wire: OrderWire, source: Source) -> Order:
+def _order(wire: OrderWire, source: Source, account: str | None = None) -> Order:
     order_id = wire.id
     if order_id == "" or len(order_id) > MAX_TEXT_CHARS:
         raise _Reject
+    sent = wire.account
+    if account is not None and sent is not None and sent != account and not same_account(sent, account):
+        raise _Reject  # another account's order: the strict path reports it
     raw = wire.type
     order_type = _ORDER_TYPES.get(raw)
     if order_type is None:
@@ -491,7 +494,7 @@ def value_from_wire(wire: Wire, *, account: str | None, source: Source) -> Order
     """The order or fill of a decoded notification, or ``None`` when the strict path must decide."""
     try:
         if isinstance(wire, OrderWire):
-            return _order(wire, source)
+            return _order(wire, source, account)
         return _fill(wire, account, source)
     except (_Reject, ArithmeticError, TypeError, ValueError):  # as in order_from_wire and fill_from_wire
         return None

@@ -121,6 +121,28 @@ async def test_a_notification_with_null_result_or_error_members_is_still_a_notif
     assert fill.key.fill_id == "f1"
 
 
+async def test_orders_and_positions_of_another_account_are_discrepancies_not_hints() -> None:
+    # Fills, busts and summaries were checked; orders and positions were taken as this account's.
+    fake = FakeParadex()
+    same = ACCOUNT.upper().replace("0X", "0x0")  # this account, written otherwise
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push("orders.ALL", order_payload("o9", account="0xdeadbeef"))
+        await fake.push("positions", position_payload("ETH-USD-PERP", "3", account="0xdeadbeef"))
+        await fake.push("orders.ALL", order_payload("o1", account=same))
+        await fake.push("positions", position_payload("BTC-USD-PERP", "1", account=same))
+        for _ in range(2):
+            problem = await next_hint(hints)
+            assert isinstance(problem, Discrepancy)
+            assert problem.kind is DiscrepancyKind.MALFORMED_MESSAGE
+            assert "0xdeadbeef" in problem.detail
+        order = await next_hint(hints)
+        assert isinstance(order, Order)
+        assert order.order_id == "o1"
+        position = await next_hint(hints)
+        assert isinstance(position, Position)
+        assert position.instrument == "BTC-USD-PERP"
+
+
 async def test_an_account_summary_of_another_account_is_a_discrepancy_not_the_summary() -> None:
     fake = FakeParadex()
     async with paradex_source(fake) as source, source.subscribe() as hints:
