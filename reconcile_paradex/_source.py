@@ -6,7 +6,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from types import TracebackType
 from typing import Final, Self
 
@@ -62,6 +62,12 @@ logger = logging.getLogger("reconcile_paradex")
 DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
 #: ``Source.WS`` as a constant: reading a member off its class costs more, once per message.
 _WS: Final = Source.WS
+#: How far before the time in an order id the history search for that order starts (ms).
+_ID_TIME_SLACK_MS: Final = 60_000
+#: Pages of ``/orders-history`` read at most when looking for one order there.
+_HISTORY_SEARCH_PAGES: Final = 100
+#: Order ids whose first 13 digits are taken as their creation time: within these bounds (ms).
+_ID_TIMES: Final = range(1_500_000_000_000, 10_000_000_000_000)
 
 
 def _log_problems(what: str, problems: Sequence[Discrepancy]) -> None:
@@ -312,14 +318,39 @@ class ParadexSource:
         return parsed.value
 
     async def order(self, order_id: str) -> Order | None:
-        """``GET /v1/orders/{id}``; ``None`` when Paradex says it does not exist."""
+        """``GET /v1/orders/{id}``; ``None`` when Paradex does not know it.
+
+        The spec says that endpoint only returns orders in ``OPEN`` or ``NEW``
+        status (API.md §3.2), so a not-found falls back to
+        ``/orders-history``, from a minute before the creation time that
+        Paradex order ids begin with (from the start, for an id that does
+        not), taking the newest version of the order found there.
+        """
         self._check_open()
         try:
             parsed = await self._rest.order(order_id)
         except NotFoundError:
-            return None
+            return await self._order_in_history(order_id)
         _log_problems(f"order {order_id}", parsed.problems)
         return parsed.value
+
+    async def _order_in_history(self, order_id: str) -> Order | None:
+        prefix = order_id[:13]
+        since = int(prefix) if len(order_id) > 13 and prefix.isdigit() and prefix.isascii() else 0
+        since = max(0, since - _ID_TIME_SLACK_MS) if since in _ID_TIMES else 0
+        newest: Order | None = None
+        pages = 0
+        async with aclosing(self._rest.orders_history(start_at=since, page_size=self._page_size)) as history:
+            async for page in history:
+                _log_problems("orders history", page.problems)
+                for order in page.items:
+                    if order.order_id == order_id and (newest is None or order.updated_at > newest.updated_at):
+                        newest = order
+                pages += 1
+                if pages >= _HISTORY_SEARCH_PAGES:
+                    logger.warning("order %s: looked for in %d pages of the order history; stopping", order_id, pages)
+                    break
+        return newest
 
     async def order_by_client_id(self, client_id: str) -> Order | None:
         """By client id; ``None`` when Paradex does not know it.

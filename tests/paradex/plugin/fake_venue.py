@@ -231,6 +231,8 @@ class FakeParadex:
         self.ws_subscribe_result: Callable[[str], object] = lambda channel: {"channel": channel}
         self.ws_connections = 0
         self.ignore_pings = False
+        #: ``GET /orders/{id}`` answers only OPEN and NEW orders, as the spec words it (API.md §3.2).
+        self.orders_by_id_open_only = False
         self.subscribe_counts: Counter[str] = Counter()
         self._issued_cursors: dict[str, dict[str, str]] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -325,8 +327,9 @@ class FakeParadex:
             return self._error(400, "CLIENT_ORDER_ID_NOT_FOUND", "client order id not found")
         if path.startswith("/orders/"):
             order_id = path.removeprefix("/orders/")
-            if order_id in self.orders:
-                return self._json(200, self.orders[order_id])
+            order = self.orders.get(order_id)
+            if order is not None and not (self.orders_by_id_open_only and order["status"] == "CLOSED"):
+                return self._json(200, order)
             return self._error(400, "ORDER_ID_NOT_FOUND", "order id not found")
         if path == "/orders-history":
             rows = sorted(self.orders.values(), key=lambda o: (o["created_at"], o["id"]))

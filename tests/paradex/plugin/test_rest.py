@@ -329,6 +329,32 @@ async def test_not_found_orders_are_none_and_client_id_falls_back_to_history() -
         assert await source.order_by_client_id("nope") is None
 
 
+@pytest.mark.parametrize(
+    ("order_id", "created_at", "start_at"),
+    [
+        ("1718941725080201704028870000", 1_718_941_725_082, 1_718_941_725_080 - 60_000),  # time-prefixed, as Paradex's
+        ("o7", 3_000, 0),  # no time in the id: from the start
+    ],
+)
+async def test_a_closed_order_the_by_id_endpoint_no_longer_answers_is_found_in_the_history(
+    order_id: str, created_at: int, start_at: int
+) -> None:
+    # The spec: GET /orders/{id} "Only return orders in OPEN or NEW status" (API.md 3.2).
+    fake = FakeParadex()
+    fake.orders_by_id_open_only = True
+    fake.orders["o0"] = order_payload("o0", created_at=1_000, status="CLOSED", remaining_size="0")
+    fake.orders[order_id] = order_payload(
+        order_id, client_id="", created_at=created_at, last_updated_at=created_at + 9, status="CLOSED"
+    )
+    async with paradex_source(fake) as source:
+        found = await source.order(order_id)
+        assert found is not None
+        assert (found.order_id, found.status, found.updated_at) == (order_id, OrderStatus.CANCELED, created_at + 9)
+        (search,) = fake.requests_to("/orders-history")
+        assert int(search.url.params["start_at"]) == start_at
+        assert await source.order("1718941725080201704028879999") is None  # in no page: not found
+
+
 async def test_path_segments_are_quoted() -> None:
     fake = FakeParadex()
     async with paradex_source(fake) as source:
