@@ -26,7 +26,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Final, Self, TypeVar
 from urllib.parse import quote
@@ -355,7 +355,7 @@ class ParadexRestClient:
         what: str,
         parse_item: Callable[[object], Parsed[T]],
         fast: Callable[[bytes], tuple[Page[T], str | None] | None] | None = None,
-    ) -> AsyncIterator[Page[T]]:
+    ) -> AsyncGenerator[Page[T], None]:
         """Every page from ``path``; ``fast`` (see ``_wire``) parses a body first, and where it
         declines, ``decode_json`` and ``parse_page`` with ``parse_item`` decide."""
         cursor: str | None = None
@@ -422,7 +422,7 @@ class ParadexRestClient:
         client_id: str | None = None,
         market: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[Page[Order]]:
+    ) -> AsyncGenerator[Page[Order], None]:
         """``GET /v1/orders-history`` from ``start_at`` (ms), every page."""
         params = _window(start_at, end_at, page_size)
         if client_id:
