@@ -418,3 +418,13 @@ async def test_an_owned_http_client_is_closed() -> None:
     client = ParadexRestClient(rest_url=REST_URL, account=ACCOUNT, token=ReadOnlyToken("x" * 20))
     await client.aclose()
     assert client._http.is_closed
+
+
+async def test_the_history_search_for_one_order_reads_at_most_100_pages() -> None:
+    fake = FakeParadex()
+    fake.orders_by_id_open_only = True
+    for i in range(130):
+        fake.orders[f"h{i}"] = order_payload(f"h{i}", created_at=1_000 + i, status="CLOSED", remaining_size="0")
+    async with paradex_source(fake, page_size=1, rate_limiter=TokenBucket(rate=1e6, capacity=1e6)) as source:
+        assert await source.order("absent") is None
+    assert len(fake.requests_to("/orders-history")) == 100
