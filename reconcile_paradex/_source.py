@@ -39,7 +39,7 @@ from ._parse import (
     parse_position,
     same_account,
 )
-from ._ratelimit import Clock, RetryPolicy, TokenBucket
+from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket
 from ._rest import MAX_PAGE_SIZE, ParadexRestClient
 from ._urls import resolve_urls
 from ._wire import value_from_wire
@@ -173,6 +173,9 @@ class ParadexSource:
         self._account = account
         self._settlement_lag_ms = settlement_lag_ms
         self._page_size = page_size
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        #: The venue clock minus ours (ms), from the last server_time(); None before the first.
+        self._venue_offset_ms: float | None = None
         self._rest = ParadexRestClient(
             rest_url=rest,
             account=account,
@@ -180,7 +183,7 @@ class ParadexSource:
             http_client=http_client,
             rate_limiter=rate_limiter,
             retry=retry,
-            clock=clock,
+            clock=self._clock,
             rng=rng,
             timeout=timeout,
         )
@@ -311,11 +314,26 @@ class ParadexSource:
         return parsed.value
 
     async def positions(self) -> PositionsSnapshot:
-        """``GET /v1/positions``; ``as_of`` is the newest ``last_updated_at`` listed."""
+        """``GET /v1/positions``; ``as_of`` is the newest ``last_updated_at`` listed, or later.
+
+        ``/positions`` may list only open positions, so a position closed
+        after every listed one was last updated would never be judged absent.
+        Once :meth:`server_time` has read the venue clock, a complete snapshot
+        that lists any position is taken as current up to the venue time of
+        the read minus the settlement lag (a margin for a lagging replica). An
+        empty list keeps no ``as_of``: it may be a venue saying "flat", or a
+        broken answer, so absence there is a discrepancy, not a close.
+        """
         self._check_open()
+        read_at = None if self._venue_offset_ms is None else self._clock.now() * 1000 + self._venue_offset_ms
         parsed = await self._rest.positions()
         _log_problems("positions", parsed.problems)
-        return parsed.value
+        snapshot = parsed.value
+        if read_at is not None and snapshot.complete and snapshot.positions:
+            current_to = int(read_at) - self._settlement_lag_ms
+            if snapshot.as_of is None or current_to > snapshot.as_of:
+                snapshot = attrs.evolve(snapshot, as_of=current_to)
+        return snapshot
 
     async def order(self, order_id: str) -> Order | None:
         """``GET /v1/orders/{id}``; ``None`` when Paradex does not know it.
@@ -391,9 +409,13 @@ class ParadexSource:
         return self._rest.tradebusts(start_at=since, page_size=self._page_size)
 
     async def server_time(self) -> int:
-        """``GET /v1/system/time``, ms."""
+        """``GET /v1/system/time``, ms; also remembered, to date later snapshots (see :meth:`positions`)."""
         self._check_open()
-        return await self._rest.server_time()
+        asked = self._clock.now()
+        venue_ms = await self._rest.server_time()
+        # The venue read its clock somewhere between asking and the answer: take the middle.
+        self._venue_offset_ms = venue_ms - (asked + self._clock.now()) * 500
+        return venue_ms
 
     # -- beyond the protocol ----------------------------------------------------------
 

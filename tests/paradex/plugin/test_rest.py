@@ -428,3 +428,18 @@ async def test_the_history_search_for_one_order_reads_at_most_100_pages() -> Non
     async with paradex_source(fake, page_size=1, rate_limiter=TokenBucket(rate=1e6, capacity=1e6)) as source:
         assert await source.order("absent") is None
     assert len(fake.requests_to("/orders-history")) == 100
+
+
+async def test_a_positions_snapshot_is_current_to_the_venue_clock_minus_the_lag_once_read() -> None:
+    # /positions may list only open ones: a position closed after the listed ones were last
+    # updated must still be judged absent (flat), so as_of cannot be the newest listed time.
+    fake = FakeParadex()
+    fake.positions = [position_payload("BTC-USD-PERP", "1", last_updated_at=1_000, created_at=1_000)]
+    async with paradex_source(fake, settlement_lag_ms=120_000) as source:
+        assert (await source.positions()).as_of == 1_000  # the venue clock not read yet
+        assert await source.server_time() == fake.server_time
+        source.rest._clock.time += 30.0  # 30 s later, by our clock
+        snapshot = await source.positions()
+        assert snapshot.as_of == fake.server_time + 30_000 - 120_000
+        fake.positions = []
+        assert (await source.positions()).as_of is None  # an empty list proves nothing
