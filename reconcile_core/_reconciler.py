@@ -94,7 +94,9 @@ class AccountReconciler:
     ``max_terminal_orders`` bounds memory: the oldest terminal orders beyond it
     are forgotten (live orders never are). ``max_needs`` bounds the
     outstanding needs; beyond it new needs are dropped and the next full
-    reconciliation finds the same gaps again.
+    reconciliation finds the same gaps again. ``missing_recheck_ms`` (venue
+    ms, default one hour) is how long a gap reported as ``MISSING_FILLS``
+    stays a need (see :meth:`backfill_done`).
     """
 
     venue: str = attrs.field(validator=attrs.validators.min_len(1))
@@ -102,6 +104,7 @@ class AccountReconciler:
     ledger: FillLedger
     max_terminal_orders: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     max_needs: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    missing_recheck_ms: int = attrs.field(default=3_600_000, validator=attrs.validators.ge(0))
 
     stats: ReconcilerStats = attrs.field(init=False, factory=ReconcilerStats)
     _orders: dict[str, Order] = attrs.field(init=False, factory=dict)
@@ -303,8 +306,11 @@ class AccountReconciler:
         """A backfill for ``need`` finished; REST is complete up to ``complete_up_to``.
 
         A gap that is still open and older than ``complete_up_to`` becomes a
-        ``MISSING_FILLS`` discrepancy (once) and the need is dropped; a younger
-        gap stays outstanding (the fills may still be settling).
+        ``MISSING_FILLS`` discrepancy (once); a younger gap stays outstanding
+        (the fills may still be settling). A reported gap stays a need too,
+        until it is ``missing_recheck_ms`` older than ``complete_up_to``: a
+        venue may settle a fill later than the source's settlement lag says,
+        and no later pass reads that far back otherwise.
         """
         out = _Out()
         key = _need_key(need)
@@ -316,7 +322,8 @@ class AccountReconciler:
             if gap is None or order is None:
                 del self._needs[key]
             elif order.updated_at <= complete_up_to:
-                del self._needs[key]
+                if order.updated_at <= complete_up_to - self.missing_recheck_ms:
+                    del self._needs[key]
                 recorded, filled = gap
                 self._report_missing(
                     ("missing-order", order.order_id),
@@ -332,7 +339,8 @@ class AccountReconciler:
             if position is None or not self._position_gap(position):
                 del self._needs[key]
             elif position.updated_at <= complete_up_to:
-                del self._needs[key]
+                if position.updated_at <= complete_up_to - self.missing_recheck_ms:
+                    del self._needs[key]
                 self._report_missing(
                     ("missing-position", need.instrument, position.last_fill_id),
                     subject=f"position {need.instrument}",

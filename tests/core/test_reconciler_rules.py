@@ -270,6 +270,20 @@ class TestGaps:
         assert isinstance(event, Discrepancy)
         assert event.kind is DiscrepancyKind.MISSING_FILLS
         assert event.expected == "1"
+        # Reported once, but re-checked for missing_recheck_ms: a fill may settle late.
+        assert r.needs == (need,)
+        assert r.backfill_done(need, complete_up_to=2_000 + 3_599_000).events == ()
+        assert r.needs == (need,)
+        assert r.backfill_done(need, complete_up_to=1_600 + 3_600_000).events == ()
+        assert r.needs == ()
+
+    def test_a_fill_settling_after_the_report_still_closes_the_gap(self) -> None:
+        r = make()
+        (need,) = r.merge(order("o1", filled_quantity=Decimal(1), updated_at=1_600)).needs
+        r.backfill_done(need, complete_up_to=2_000)
+        assert r.needs == (need,)
+        step = r.merge(fill("f1", size=Decimal(1)))  # the late fill, found by a later backfill
+        assert [type(e).__name__ for e in step.events] == ["FillRecorded"]
         assert r.needs == ()
 
     def test_gap_younger_than_settlement_waits(self) -> None:
