@@ -69,6 +69,9 @@ from ._wire import fills_page, orders_page
 
 __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
 
+#: Empty pages in a row, each with a ``next`` cursor, after which a listing stops as a venue error.
+_MAX_EMPTY_PAGES: Final = 100
+
 T = TypeVar("T")
 
 logger = logging.getLogger("reconcile_paradex.rest")
@@ -360,6 +363,7 @@ class ParadexRestClient:
         declines, ``decode_json`` and ``parse_page`` with ``parse_item`` decide."""
         cursor: str | None = None
         seen: set[str] = set()
+        empty = 0  # pages in a row with no row, each with a next cursor
         while True:
             query: dict[str, str | int] = dict(params)
             if cursor is not None:
@@ -377,6 +381,10 @@ class ParadexRestClient:
             if next_cursor in seen:
                 # A->B->A cycles too, not only A->A: any repeat would loop forever.
                 raise VenueError(f"GET {path}: Paradex returned the same cursor twice; stopping to avoid a loop")
+            empty = 0 if page.items or page.problems else empty + 1
+            if empty >= _MAX_EMPTY_PAGES:
+                # Fresh cursors and no rows, forever: a loop the cursor check cannot see.
+                raise VenueError(f"GET {path}: Paradex returned {empty} empty pages in a row, each with a next cursor")
             seen.add(next_cursor)
             cursor = next_cursor
 
@@ -405,14 +413,29 @@ class ParadexRestClient:
         return self._scrubbed(parsed)
 
     async def order(self, order_id: str) -> Parsed[Order]:
-        """``GET /v1/orders/{id}``; ``NotFoundError`` when Paradex does not know it."""
-        payload = await self.get_json(f"/orders/{_segment(order_id, 'order_id')}")
-        return self._scrubbed(parse_order(payload, source=Source.REST))
+        """``GET /v1/orders/{id}``; ``NotFoundError`` when Paradex does not know it.
+
+        An answer about another order is a :class:`VenueError`.
+        """
+        path = f"/orders/{_segment(order_id, 'order_id')}"
+        parsed = self._scrubbed(parse_order(await self.get_json(path), source=Source.REST))
+        if parsed.value.order_id != order_id:
+            raise VenueError(f"GET {path}: Paradex answered with another order, {self._clean(parsed.value.order_id)!r}")
+        return parsed
 
     async def order_by_client_id(self, client_id: str) -> Parsed[Order]:
-        """``GET /v1/orders/by_client_id/{client_id}``; ``NotFoundError`` when unknown."""
-        payload = await self.get_json(f"/orders/by_client_id/{_segment(client_id, 'client_id')}")
-        return self._scrubbed(parse_order(payload, source=Source.REST))
+        """``GET /v1/orders/by_client_id/{client_id}``; ``NotFoundError`` when unknown.
+
+        An answer about an order with another client id is a :class:`VenueError`.
+        """
+        path = f"/orders/by_client_id/{_segment(client_id, 'client_id')}"
+        parsed = self._scrubbed(parse_order(await self.get_json(path), source=Source.REST))
+        if parsed.value.client_id != client_id:
+            raise VenueError(
+                f"GET {path}: Paradex answered with an order of another client id, "
+                f"{self._clean(parsed.value.client_id or '')!r}"
+            )
+        return parsed
 
     def orders_history(
         self,

@@ -265,7 +265,8 @@ async def test_a_dot_segment_id_is_not_found_without_asking_another_endpoint(val
 
 
 async def test_ids_holding_dots_are_still_asked_for() -> None:
-    venue = Venue(lambda request: httpx.Response(200, json=order_payload("o1")))
+    answers = iter([order_payload("..."), order_payload("o1", client_id="../account")])
+    venue = Venue(lambda request: httpx.Response(200, json=next(answers)))
     async with _client(venue) as client:
         await client.order("...")
         await client.order_by_client_id("../account")
@@ -349,3 +350,47 @@ async def test_discrepancies_about_fields_echoing_the_token_do_not_show_it(caplo
     for problem in problems:  # ...without the token
         assert PLAIN_TOKEN not in f"{problem.subject} {problem.detail} {problem.seen} {problem!r}"
     assert PLAIN_TOKEN not in caplog.text
+
+
+# -- 9. an answer about another order ------------------------------------------------------------
+
+
+async def test_an_answer_about_another_order_is_a_venue_error() -> None:
+    answers = iter([order_payload("o2"), order_payload("o3", client_id="c9")])
+    venue = Venue(lambda request: httpx.Response(200, json=next(answers)))
+    async with _client(venue) as client:
+        with pytest.raises(VenueError, match="another order, 'o2'"):
+            await client.order("o1")
+        with pytest.raises(VenueError, match="another client id, 'c9'"):
+            await client.order_by_client_id("c1")
+
+
+# -- 10. fresh cursors and no rows, forever ------------------------------------------------------
+
+
+async def test_endless_empty_pages_stop_with_a_venue_error() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if len(venue.requests) > 500:  # a client without the guard ends here, quietly
+            return httpx.Response(200, json={"results": [], "next": None})
+        return httpx.Response(200, json={"results": [], "next": f"c{len(venue.requests)}"})
+
+    venue = Venue(answer)
+    async with _client(venue, rate_limiter=TokenBucket(rate=1e9, capacity=1e6)) as client:
+        with pytest.raises(VenueError, match="100 empty pages in a row"):
+            async for _ in client.fills(start_at=0):
+                pass
+    assert len(venue.requests) == 100
+
+
+async def test_a_few_empty_pages_between_rows_are_followed() -> None:
+    pages = [[], [], [fill_payload("f1")], [], [fill_payload("f2")]]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        index = len(venue.requests) - 1
+        nxt = f"c{index + 1}" if index + 1 < len(pages) else None
+        return httpx.Response(200, json={"results": pages[index], "next": nxt})
+
+    venue = Venue(answer)
+    async with _client(venue) as client:
+        ids = [fill.key.fill_id async for page in client.fills(start_at=0) for fill in page.items]
+    assert ids == ["f1", "f2"]
