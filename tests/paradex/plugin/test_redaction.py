@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconcile_core import Discrepancy, Source
 from reconcile_core.errors import ConnectionLostError, ParseError, ReconcileError
@@ -73,6 +75,58 @@ def test_redact_leaves_short_or_unrelated_endings_alone() -> None:
     assert redact("opaque-sssx", SECRET) == "opaque-sssx"  # diverges from the secret
 
 
+def escaped(secret: str, at: int) -> str:
+    """``secret`` with the character at ``at`` written as a JSON ``\\u`` escape (what a JSON encoder may do)."""
+    return secret[:at] + f"\\u{ord(secret[at]):04x}" + secret[at + 1 :]
+
+
+def test_redact_replaces_what_is_left_of_a_secret_split_by_escapes() -> None:
+    text = '{"token": "' + escaped(escaped(SECRET, 40), 100) + '"'
+    assert leaks(text, SECRET)  # no exact match, yet most of it is there
+    assert redact(text, SECRET) == '{"token": "***"'
+    slashed = "abc/def/ghi/jkl/mno/pqr"
+    assert redact("seen: " + slashed.replace("/", "\\/") + ".", slashed) == "seen: ***."
+    # an escaped backslash is not the start of an escape; other escapes stay as they came
+    assert redact('a \\\\u0041 b \\u0041 c \\n \\u00e9 \\"', SECRET) == 'a \\\\u0041 b A c \\n \\u00e9 \\"'
+
+
+def test_redact_replaces_runs_of_a_secret_split_some_other_way() -> None:
+    split = SECRET[:50] + "\n" + SECRET[50:120] + "…"
+    assert redact("seen " + split, SECRET) == "seen ***\n***…"
+
+
+def test_redact_keeps_runs_shorter_than_twelve_characters() -> None:
+    secret = "0123456789abcdefghij"  # noqa: S105 - a test value
+    assert redact("x 0123456789a y", secret) == "x 0123456789a y"  # 11 characters of it
+    assert redact("x 0123456789ab y 56789abcdefgh z", secret) == "x *** y *** z"
+    assert redact("short " + "0123", "0123") == "short ***"  # a secret shorter than a run: exact matches only
+
+
+_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/="
+
+
+@st.composite
+def echoes(draw: st.DrawFn) -> tuple[str, str]:
+    """A secret, and text made of pieces of it (some JSON-escaped) between other characters."""
+    secret = draw(st.text(alphabet=_TOKEN_ALPHABET, min_size=12, max_size=120))
+    pieces: list[str] = []
+    for _ in range(draw(st.integers(0, 8))):
+        start = draw(st.integers(0, len(secret) - 1))
+        piece = secret[start : draw(st.integers(start + 1, len(secret)))]
+        if draw(st.booleans()) and piece:
+            at = draw(st.integers(0, len(piece) - 1))
+            piece = piece[:at] + (f"\\u{ord(piece[at]):04x}" if piece[at] != "/" else "\\/") + piece[at + 1 :]
+        pieces.append(piece)
+        pieces.append(draw(st.text(alphabet=' {}:,"\\#', max_size=3)))
+    return secret, "".join(pieces)
+
+
+@given(echoes())
+def test_redact_leaves_no_twelve_characters_of_a_secret(echo: tuple[str, str]) -> None:
+    secret, text = echo
+    assert not leaks(redact(text, secret), secret)
+
+
 # -- the parsers (which do not know the token: JWTs and bearer values) --------------------------------
 
 
@@ -129,6 +183,32 @@ async def test_a_close_reason_echoing_the_token_is_redacted() -> None:
             await drain(hints)
     assert "4001" in str(caught.value)
     assert not leaks(str(caught.value), token)
+
+
+async def test_invalid_json_quoting_an_escaped_token_shows_none_of_it() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake, token=long_token_minter(fake)) as source, source.subscribe() as hints:
+        token = fake.ws_auth_tokens[-1]
+        await fake.push_text('{"jsonrpc": "2.0", "oops": "' + escaped(token, 60) + '", ')  # cut short
+        with anyio.fail_after(5):
+            problem = await anext(hints)
+    assert isinstance(problem, Discrepancy)
+    assert problem.seen is not None
+    assert "oops" in problem.seen  # the excerpt is there, without the token
+    for text in (problem.detail, problem.seen, repr(problem)):
+        assert not leaks(text, token), text
+
+
+async def test_a_rest_body_that_is_not_json_quoting_an_escaped_token_shows_none_of_it() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake, token=long_token_minter(fake)) as source:
+        await source.positions()  # a token is minted and sent
+        token = fake.requests_to("/positions")[-1].headers["authorization"].removeprefix("Bearer ")
+        fake.script("/positions", 200, b'{"results": [], "echo": "' + escaped(token, 30).encode() + b'"')
+        with pytest.raises(ReconcileError) as caught:
+            await source.positions()
+    assert "echo" in str(caught.value)
+    assert not leaks(str(caught.value), token), str(caught.value)
 
 
 async def test_a_discrepancy_quoting_a_long_token_shows_none_of_it() -> None:
