@@ -102,7 +102,7 @@ def test_redact_keeps_runs_shorter_than_twelve_characters() -> None:
     assert redact("short " + "0123", "0123") == "short ***"  # a secret shorter than a run: exact matches only
 
 
-_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/="
+_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/="  # noqa: S105 - an alphabet
 
 
 @st.composite
