@@ -98,6 +98,9 @@ class DiscrepancyKind(enum.Enum):
     MISSING_FILLS = "missing_fills"
     #: Recorded fills of an order add up to more than its filled quantity.
     OVERFILL = "overfill"
+    #: A new fill names an order of another side or instrument; it is recorded
+    #: as the venue sent it.
+    FILL_ORDER_MISMATCH = "fill_order_mismatch"
     #: The venue could not account for a live order; it is now ``UNKNOWN``.
     ORDER_UNKNOWN = "order_unknown"
     #: A payload could not be parsed; it was skipped.

@@ -44,6 +44,7 @@ from ._types import (
     OrderStatus,
     Position,
     PositionsSnapshot,
+    Side,
     Source,
 )
 from ._versions import compare_order_versions, position_version
@@ -500,10 +501,43 @@ class AccountReconciler:
             if order is None:
                 self._raise_need(ResolveOrder(order_id=fill.order_id, client_id=fill.client_id), out)
             else:
+                if outcome is RecordOutcome.RECORDED and (
+                    fill.side is not order.side or fill.instrument != order.instrument
+                ):
+                    self._check_fill_against_order(fill, order, out)
                 self._check_order_gap(order, out, recorded)
         entry = self._positions.get(fill.instrument)
         if entry is not None and entry[1].last_fill_id == key.fill_id:
             self._needs.pop(("position-fills", fill.instrument), None)
+
+    def _check_fill_against_order(self, fill: Fill, order: Order, out: _Out) -> None:
+        """A fill of an order is on the order's side, in its instrument: report a new fill that is not.
+
+        The fill stays recorded as the venue sent it (the ledger keeps what the
+        venue said); a consumer summing fills into positions must not trust it.
+        A side the venue sent that this library does not know was reported
+        when it was parsed, and is not compared.
+        """
+        differences = []
+        if fill.side is not order.side and Side.UNKNOWN not in (fill.side, order.side):
+            differences.append(f"side {fill.side.value} (the order's: {order.side.value})")
+        if fill.instrument != order.instrument:
+            differences.append(f"instrument {fill.instrument} (the order's: {order.instrument})")
+        if not differences:
+            return
+        out.events.append(
+            Discrepancy(
+                kind=DiscrepancyKind.FILL_ORDER_MISMATCH,
+                subject=f"fill {fill.key}",
+                detail=(
+                    f"the fill of order {order.order_id} has {' and '.join(differences)}; it is recorded as the"
+                    " venue sent it, and positions summed from fills would be wrong"
+                ),
+                expected=f"{order.side.value} {order.instrument}",
+                seen=f"{fill.side.value} {fill.instrument}",
+                severity=Severity.ERROR,
+            )
+        )
 
     def _merge_bust(self, bust: FillBust, out: _Out) -> None:
         if bust.venue != self.venue or bust.account != self.account:

@@ -15,6 +15,7 @@ from reconcile_core import (
     DiscrepancyKind,
     FillBusted,
     FillRecorded,
+    Liquidity,
     MemoryLedger,
     OpenOrdersSnapshot,
     OrderStatus,
@@ -22,6 +23,8 @@ from reconcile_core import (
     PositionsSnapshot,
     PositionUpdated,
     ResolveOrder,
+    Severity,
+    Side,
     Source,
 )
 from reconcile_core.errors import UsageError
@@ -312,6 +315,50 @@ class TestGaps:
         step = r.merge(order("o1", status=OrderStatus.FILLED, filled_quantity=Decimal(1), updated_at=3_000))
         kinds = [e.kind for e in step.events if isinstance(e, Discrepancy)]
         assert kinds == [DiscrepancyKind.OVERFILL]
+
+
+class TestFillAgainstOrder:
+    """A fill of an order is on its side, in its instrument; a new fill that is not is reported."""
+
+    def test_a_fill_on_the_other_side_of_its_order_is_recorded_and_reported(self) -> None:
+        r = make()
+        r.merge(order("o1", side=Side.SELL, quantity=Decimal(1)))
+        step = r.merge(fill("f1", side=Side.BUY, liquidity=Liquidity.MAKER))
+        assert [type(e) for e in step.events] == [FillRecorded, Discrepancy]
+        problem = step.events[1]
+        assert isinstance(problem, Discrepancy)
+        assert problem.kind is DiscrepancyKind.FILL_ORDER_MISMATCH
+        assert problem.severity is Severity.ERROR
+        assert (problem.expected, problem.seen) == ("sell BTC-PERP", "buy BTC-PERP")
+        assert "side buy (the order's: sell)" in problem.detail
+        assert r.ledger.recorded_quantity(venue=VENUE, account=ACCOUNT, order_id="o1") == Decimal("0.5")
+
+    def test_a_fill_in_another_instrument_is_reported(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        step = r.merge(fill("f1", instrument="ETH-PERP"))
+        problems = [e for e in step.events if isinstance(e, Discrepancy)]
+        assert [p.kind for p in problems] == [DiscrepancyKind.FILL_ORDER_MISMATCH]
+        assert "instrument ETH-PERP (the order's: BTC-PERP)" in problems[0].detail
+
+    def test_reported_once_per_fill_and_not_for_agreeing_or_unknown_sides(self) -> None:
+        r = make()
+        r.merge(order("o1", side=Side.SELL))
+        first = r.merge(fill("f1", side=Side.BUY))
+        again = r.merge(fill("f1", side=Side.BUY, source=Source.REST))  # a duplicate: nothing new
+        agreeing = r.merge(fill("f2", side=Side.SELL))
+        unknown = r.merge(fill("f3", side=Side.UNKNOWN))  # reported by the parser, not compared
+        assert [e.kind for e in first.events if isinstance(e, Discrepancy)] == [DiscrepancyKind.FILL_ORDER_MISMATCH]
+        assert again.events == ()
+        assert [type(e) for e in agreeing.events] == [FillRecorded]
+        assert [type(e) for e in unknown.events] == [FillRecorded]
+
+    def test_the_same_through_merge_many(self) -> None:
+        r = make()
+        r.merge(order("o1", side=Side.SELL, quantity=Decimal(2)))
+        step = r.merge_many([fill("f1", side=Side.SELL), fill("f2", side=Side.BUY), fill("f3", side=Side.SELL)])
+        kinds = [type(e).__name__ if not isinstance(e, Discrepancy) else e.kind.value for e in step.events]
+        assert kinds == ["FillRecorded", "FillRecorded", "fill_order_mismatch", "FillRecorded"]
 
 
 class TestBusts:

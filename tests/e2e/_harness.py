@@ -112,6 +112,7 @@ FORBIDDEN = frozenset(
         DiscrepancyKind.FILL_CONFLICT,
         DiscrepancyKind.MISSING_FILLS,
         DiscrepancyKind.OVERFILL,
+        DiscrepancyKind.FILL_ORDER_MISMATCH,
         DiscrepancyKind.MALFORMED_MESSAGE,
         DiscrepancyKind.UNKNOWN_VALUE,
         DiscrepancyKind.POSITION_MISMATCH,
