@@ -415,11 +415,17 @@ class JsonRpcConnection:
             elif isinstance(event, Pong):
                 pass  # any frame proves the connection alive
             elif isinstance(event, CloseConnection):
-                await self._answer_close(event)
                 if event.code == 1006:
-                    raise ConnectionLostError("the WebSocket connection dropped without a close frame (1006)")
-                reason = f": {self.quote(event.reason, 200)}" if event.reason else ""
-                raise ConnectionLostError(f"WebSocket closed (code {int(event.code)}{reason})")
+                    failure = ConnectionLostError("the WebSocket connection dropped without a close frame (1006)")
+                else:
+                    reason = f": {self.quote(event.reason, 200)}" if event.reason else ""
+                    failure = ConnectionLostError(f"WebSocket closed (code {int(event.code)}{reason})")
+                # Failed before answering: a call made while the answer is on its way (the
+                # auth right after a close that came with the handshake) reports this close,
+                # not the closed state it finds.
+                self._fail(failure)
+                await self._answer_close(event)
+                raise failure
             elif isinstance(event, BytesMessage):
                 collect(bytes(event.data), event.message_finished)
 

@@ -231,6 +231,8 @@ class FakeParadex:
         self.ws_subscribe_result: Callable[[str], object] = lambda channel: {"channel": channel}
         self.ws_connections = 0
         self.ignore_pings = False
+        #: Answer the upgrade with a close frame in the same write as the 101 (code, reason).
+        self.close_with_accept: tuple[int, str] | None = None
         #: ``GET /orders/{id}`` answers only OPEN and NEW orders, as the spec words it (API.md §3.2).
         self.orders_by_id_open_only = False
         self.subscribe_counts: Counter[str] = Counter()
@@ -411,6 +413,13 @@ class FakeParadex:
                 session.ws.receive_data(data)
                 for event in session.ws.events():
                     if isinstance(event, Request):
+                        if self.close_with_accept is not None:  # the 101 and a close frame in one write
+                            code, reason = self.close_with_accept
+                            both = session.ws.send(AcceptConnection()) + session.ws.send(
+                                CloseConnection(code=code, reason=reason)
+                            )
+                            await session.send_raw(both)
+                            continue
                         await session.send(AcceptConnection())
                     elif isinstance(event, Ping):
                         self.pings_received += 1

@@ -318,6 +318,16 @@ async def test_a_server_close_frame_ends_the_stream() -> None:
             await next_hint(hints)
 
 
+async def test_a_close_frame_that_came_with_the_handshake_is_reported_with_its_code_and_reason() -> None:
+    fake = FakeParadex()
+    fake.close_with_accept = (4003, "go away now")
+    async with paradex_source(fake) as source:
+        with anyio.fail_after(5), pytest.raises(ConnectionLostError, match=r"code 4003: go away now"):
+            async with source.subscribe():
+                pass
+    assert fake.ws_auth_tokens == []  # the auth was never sent on the closed connection
+
+
 async def test_an_invalid_frame_ends_the_stream() -> None:
     fake = FakeParadex()
     async with paradex_source(fake) as source, source.subscribe() as hints:
