@@ -27,7 +27,7 @@ from ._events import (
     ResolveOrder,
     Severity,
 )
-from ._ledger import BustResult, Delivery, RecordOutcome, RecordResult
+from ._ledger import BustResult, Delivery, OrderRef, RecordOutcome, RecordResult
 from ._memory_ledger import MemoryLedger
 from ._reconciler import AccountReconciler, MergeStep, ReconcilerStats
 from ._types import (
@@ -68,6 +68,7 @@ __all__ = [
     "Need",
     "OpenOrdersSnapshot",
     "Order",
+    "OrderRef",
     "OrderStatus",
     "OrderType",
     "OrderUpdated",

@@ -6,9 +6,9 @@ import enum
 
 import attrs
 
-from ._types import Fill, FillBust
+from ._types import Fill, FillBust, _nonempty, _optional_str
 
-__all__ = ["BustResult", "Delivery", "RecordOutcome", "RecordResult"]
+__all__ = ["BustResult", "Delivery", "OrderRef", "RecordOutcome", "RecordResult"]
 
 
 class RecordOutcome(enum.Enum):
@@ -58,3 +58,16 @@ class Delivery:
     bust: FillBust | None = None
     #: For a bust: the fill it reverts, if known.
     busted_fill: Fill | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrderRef:
+    """What a ledger keeps of a live order: enough to look it up after a restart.
+
+    See the optional ``note_orders`` / ``live_orders`` of
+    :class:`~reconcile_core.typing.FillLedger`.
+    """
+
+    order_id: str = attrs.field(validator=_nonempty)
+    client_id: str | None = attrs.field(validator=_optional_str)
+    instrument: str = attrs.field(validator=_nonempty)

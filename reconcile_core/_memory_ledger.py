@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import attrs
 
-from ._ledger import BustResult, Delivery, RecordOutcome, RecordResult
+from ._ledger import BustResult, Delivery, OrderRef, RecordOutcome, RecordResult
 from ._types import Fill, FillBust, FillKey
 
 __all__ = ["MemoryLedger"]
@@ -31,6 +31,7 @@ class MemoryLedger:
     _outbox: dict[int, tuple[_Account, Delivery]] = attrs.field(init=False, factory=dict)
     _watermarks: dict[tuple[str, str, str], int] = attrs.field(init=False, factory=dict)
     _by_order: dict[tuple[str, str, str], Decimal] = attrs.field(init=False, factory=dict)
+    _live_orders: dict[_Account, dict[str, OrderRef]] = attrs.field(init=False, factory=dict)
     _next_offset: int = attrs.field(init=False, default=1)
     _closed: bool = attrs.field(init=False, default=False)
 
@@ -104,6 +105,18 @@ class MemoryLedger:
         return sum(
             1 for k in self._fills if (venue is None or k.venue == venue) and (account is None or k.account == account)
         )
+
+    def note_orders(self, *, venue: str, account: str, live: Sequence[OrderRef], ended: Sequence[str]) -> None:
+        """Remember ``live`` orders and forget ``ended`` ones (order ids); see ``live_orders``."""
+        known = self._live_orders.setdefault((venue, account), {})
+        for ref in live:
+            known[ref.order_id] = ref
+        for order_id in ended:
+            known.pop(order_id, None)
+
+    def live_orders(self, *, venue: str, account: str) -> list[OrderRef]:
+        """The orders noted live and not noted ended since, oldest noted first."""
+        return list(self._live_orders.get((venue, account), {}).values())
 
     def watermark(self, *, venue: str, account: str, scope: str = "") -> int | None:
         """The persisted "REST is complete up to" time, or ``None``."""

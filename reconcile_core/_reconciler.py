@@ -16,7 +16,7 @@ Laws (DESIGN.md §3, proven by the Hypothesis tests in ``tests/core``):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import assert_never
 
@@ -35,7 +35,7 @@ from ._events import (
     ResolveOrder,
     Severity,
 )
-from ._ledger import RecordOutcome, RecordResult
+from ._ledger import OrderRef, RecordOutcome, RecordResult
 from ._types import (
     Fill,
     FillBust,
@@ -109,6 +109,8 @@ class AccountReconciler:
 
     stats: ReconcilerStats = attrs.field(init=False, factory=ReconcilerStats)
     _orders: dict[str, Order] = attrs.field(init=False, factory=dict)
+    # Orders a ledger last knew live, from an earlier process (see carry()).
+    _carried: dict[str, OrderRef] = attrs.field(init=False, factory=dict)
     _unknown: set[str] = attrs.field(init=False, factory=set)
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
@@ -151,11 +153,40 @@ class AccountReconciler:
 
     # -- inputs --------------------------------------------------------------
 
+    def carry(self, orders: Iterable[OrderRef]) -> None:
+        """Take over the orders a ledger last knew live (``FillLedger.live_orders``), from an earlier process.
+
+        A carried order is not shown in :attr:`orders` (nothing is known of
+        its state). The first complete open-orders snapshot that does not list
+        it raises a :class:`ResolveOrder` need, so an order that ended while no
+        process was watching is looked up and reported like any other; one
+        merged meanwhile is no longer carried. Orders this reconciler knows
+        already are ignored.
+        """
+        for ref in orders:
+            if not isinstance(ref, OrderRef):
+                msg = f"carry() takes OrderRef values, got {ref!r}"  # type: ignore[unreachable]
+                raise UsageError(msg)
+            if ref.order_id not in self._orders:
+                self._carried[ref.order_id] = ref
+
+    def _finish(self, out: _Out) -> MergeStep:
+        """The step's output, after noting the orders that became live or ended with the ledger."""
+        if out.live or out.ended:
+            note: Callable[..., None] | None = getattr(self.ledger, "note_orders", None)
+            if note is not None:
+                live = [
+                    OrderRef(order_id=o.order_id, client_id=o.client_id, instrument=o.instrument)
+                    for o in out.live.values()
+                ]
+                note(venue=self.venue, account=self.account, live=live, ended=out.ended)
+        return out.step()
+
     def merge(self, observation: Observation) -> MergeStep:
         """Merge one observation (order, fill, position or bust)."""
         out = _Out()
         self._merge_one(observation, out)
-        return out.step()
+        return self._finish(out)
 
     def merge_many(
         self,
@@ -198,7 +229,7 @@ class AccountReconciler:
                     out.events.append(event)
         if run:
             self._merge_fills(run, record_many, out)
-        return out.step()
+        return self._finish(out)
 
     def merge_open_orders(self, snapshot: OpenOrdersSnapshot) -> MergeStep:
         """Merge a complete open-orders snapshot.
@@ -219,7 +250,13 @@ class AccountReconciler:
                 if snapshot.instrument is not None and order.instrument != snapshot.instrument:
                     continue
                 self._raise_need(ResolveOrder(order_id=order_id, client_id=order.client_id), out)
-        return out.step()
+            for order_id, ref in self._carried.items():
+                if order_id in listed:
+                    continue
+                if snapshot.instrument is not None and ref.instrument != snapshot.instrument:
+                    continue
+                self._raise_need(ResolveOrder(order_id=order_id, client_id=ref.client_id), out)
+        return self._finish(out)
 
     def merge_positions(self, snapshot: PositionsSnapshot) -> MergeStep:
         """Merge a complete positions snapshot.
@@ -266,7 +303,7 @@ class AccountReconciler:
                             severity=Severity.WARNING,
                         )
                     )
-        return out.step()
+        return self._finish(out)
 
     def resolve_failed(self, order_id: str, *, reason: str) -> MergeStep:
         """The venue could not account for ``order_id`` (not found, or the read failed).
@@ -277,7 +314,22 @@ class AccountReconciler:
         """
         out = _Out()
         current = self._orders.get(order_id)
-        if current is None:
+        if current is None and order_id in self._carried:
+            if self._first_report(("unknown-carried", order_id)):
+                out.events.append(
+                    Discrepancy(
+                        kind=DiscrepancyKind.ORDER_UNKNOWN,
+                        subject=f"order {order_id}",
+                        detail=(
+                            "live when the ledger last saw it (an earlier process), absent from the open orders,"
+                            f" and not resolvable: {reason}"
+                        ),
+                        expected="live",
+                        seen="not found",
+                        severity=Severity.ERROR,
+                    )
+                )
+        elif current is None:
             marker = ("unknown-ref", order_id)
             if self._first_report(marker):
                 out.events.append(
@@ -301,7 +353,7 @@ class AccountReconciler:
                     severity=Severity.ERROR,
                 )
             )
-        return out.step()
+        return self._finish(out)
 
     def backfill_done(self, need: BackfillFills, *, complete_up_to: int) -> MergeStep:
         """A backfill for ``need`` finished; REST is complete up to ``complete_up_to``.
@@ -316,7 +368,7 @@ class AccountReconciler:
         out = _Out()
         key = _need_key(need)
         if key not in self._needs:
-            return out.step()
+            return self._finish(out)
         if need.order_id is not None:
             order = self._orders.get(need.order_id)
             gap = self._order_gap(order) if order is not None else None
@@ -350,7 +402,7 @@ class AccountReconciler:
                     seen="absent",
                     out=out,
                 )
-        return out.step()
+        return self._finish(out)
 
     # -- merging -------------------------------------------------------------
 
@@ -399,6 +451,13 @@ class AccountReconciler:
                     out.events.append(OrderUpdated(order=current, previous=shown))
                 return
         previous = None if current is None else self._effective(current)
+        # Live before this observation: known live, or carried from an earlier process.
+        was_live = self._carried.pop(order_id, None) is not None if current is None else current.is_live
+        if order.is_live:
+            if not was_live:
+                out.live[order_id] = order
+        elif was_live and out.live.pop(order_id, None) is None:  # noted live before this step: forget it
+            out.ended.append(order_id)
         self._unknown.discard(order_id)
         self._orders[order_id] = order
         self._needs.pop(("resolve", order_id), None)
@@ -676,6 +735,9 @@ class AccountReconciler:
 class _Out:
     events: list[Event] = attrs.field(factory=list)
     needs: list[Need] = attrs.field(factory=list)
+    #: Orders that became live in this step, and ids of orders that ended (for the ledger's notes).
+    live: dict[str, Order] = attrs.field(factory=dict)
+    ended: list[str] = attrs.field(factory=list)
 
     def step(self) -> MergeStep:
         return MergeStep(events=tuple(self.events), needs=tuple(self.needs))

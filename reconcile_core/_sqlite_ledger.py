@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import attrs
 
 from . import _sqlite_schema as schema
-from ._ledger import BustResult, Delivery, RecordOutcome, RecordResult
+from ._ledger import BustResult, Delivery, OrderRef, RecordOutcome, RecordResult
 from ._sqlite_codec import FILL_COLUMNS, canonical_content, decode_bust, decode_fill, encode_fill
 from ._sqlite_errors import translate
 from ._sqlite_lock import FileLock
@@ -86,6 +86,10 @@ _UPSERT_ORDER_TOTAL = (
     "INSERT INTO order_totals (aid, order_id, quantity) VALUES (?, ?, ?) "
     "ON CONFLICT (aid, order_id) DO UPDATE SET quantity = excluded.quantity"
 )
+_UPSERT_LIVE_ORDER = (
+    "INSERT INTO live_orders (aid, order_id, client_id, instrument) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (aid, order_id) DO UPDATE SET client_id = excluded.client_id, instrument = excluded.instrument"
+)
 _SELECT_FILL_CHUNK = (
     f"SELECT fill_id, fill_type, {_COLS} FROM fills "  # noqa: S608
     "WHERE aid = ? AND (fill_id, fill_type) > (?, ?) ORDER BY fill_id, fill_type LIMIT ?"
@@ -140,8 +144,10 @@ class SqliteLedger:
     in the operating system's cache); a power cut or an OS crash may undo the
     last ones, and those entries are then delivered again, marked as
     redeliveries, as after any crash before an acknowledgement was committed.
-    Fills, busts, conflicts, watermarks and order totals always get the
-    configured durability.
+    Notes of live and ended orders (:meth:`note_orders`) are treated the same
+    way: alone in a transaction, they commit without an ``fsync``. Fills,
+    busts, conflicts, watermarks and order totals always get the configured
+    durability.
 
     **One writer.** The ledger holds an exclusive lock on ``<path>.lock`` for
     its lifetime. A second ledger on the same file, in this process or any
@@ -585,6 +591,49 @@ class SqliteLedger:
         pending[key] = total
         if len(pending) >= _PENDING_TOTALS_LIMIT:
             self._flush_totals(conn)
+
+    def note_orders(self, *, venue: str, account: str, live: Sequence[OrderRef], ended: Sequence[str]) -> None:
+        """Remember ``live`` orders and forget ``ended`` ones (order ids), in the open transaction.
+
+        A transaction that holds these notes alone (no fill, bust or
+        watermark) commits without an ``fsync``, as acknowledgements do: after
+        a power cut the last notes may be missing, and an order noted live then
+        is not looked up by the next process (as if it had never been noted).
+        """
+        for ref in live:
+            if not isinstance(ref, OrderRef):
+                msg = f"live orders are OrderRef values, got {ref!r}"  # type: ignore[unreachable]
+                raise UsageError(msg)
+        for order_id in ended:
+            if type(order_id) is not str:
+                msg = f"ended orders are order ids (str), got {order_id!r}"
+                raise UsageError(msg)
+        if not live and not ended:
+            return
+        with self._writing("note live orders", ack=True) as conn:
+            aid = self._account_id(conn, venue, account, create=True)
+            if live:
+                conn.executemany(_UPSERT_LIVE_ORDER, [(aid, r.order_id, r.client_id, r.instrument) for r in live])
+            if ended:
+                conn.executemany(
+                    "DELETE FROM live_orders WHERE aid = ? AND order_id = ?", [(aid, order_id) for order_id in ended]
+                )
+            self._dirty = True
+
+    def live_orders(self, *, venue: str, account: str) -> list[OrderRef]:
+        """The orders noted live and not noted ended since (committed or in the open transaction)."""
+        with self._reading("read the live orders of", account) as conn:
+            aid = self._account_id(conn, venue, account, create=False)
+            if aid is None:
+                return []
+            rows = conn.execute(
+                "SELECT order_id, client_id, instrument FROM live_orders WHERE aid = ? ORDER BY order_id", (aid,)
+            ).fetchall()
+        try:
+            return [OrderRef(order_id=r[0], client_id=r[1], instrument=r[2]) for r in rows]
+        except (TypeError, ValueError) as exc:
+            msg = f"fill ledger {self._path!r}: a live order of {account!r} is unreadable: {exc}"
+            raise LedgerCorruptError(msg, path=self._path) from exc
 
     def bust(self, bust: FillBust) -> BustResult:
         """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""

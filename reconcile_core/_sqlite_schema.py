@@ -24,6 +24,12 @@ Layout (version 1):
 * ``watermarks`` holds "REST is complete up to T" per account and scope.
 * ``ledger_meta`` holds ``next_offset``: offsets are never reused, even after
   every outbox row was acknowledged and deleted.
+
+Version 2 adds:
+
+* ``live_orders``: the orders the reconciler last knew live, per account
+  (id, client id, instrument), so that a new process looks up the ones that
+  ended while no process was watching.
 """
 
 from __future__ import annotations
@@ -119,8 +125,20 @@ _V1: tuple[str, ...] = (
     """,
 )
 
+_V2: tuple[str, ...] = (
+    """
+    CREATE TABLE live_orders (
+        aid INTEGER NOT NULL,
+        order_id TEXT NOT NULL,
+        client_id TEXT,
+        instrument TEXT NOT NULL,
+        PRIMARY KEY (aid, order_id)
+    ) WITHOUT ROWID
+    """,
+)
+
 #: ``MIGRATIONS[n]``: the statements that bring schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 
 #: The schema version this code writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)

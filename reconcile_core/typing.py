@@ -147,6 +147,16 @@ class FillLedger(Protocol):
     several fills more cheaply at once offers it (both built-in ledgers do);
     the reconciler then records each run of consecutive fills with it. The
     contract tests check it against ``record`` when it is there.
+
+    Optional, together: ``note_orders(*, venue, account, live, ended)`` and
+    ``live_orders(*, venue, account) -> Sequence[OrderRef]``. The reconciler
+    notes each order that becomes live (an :class:`~reconcile_core.OrderRef`)
+    and each that ends (its id), as part of the transaction the next
+    ``commit`` makes durable; ``live_orders`` answers the orders noted live
+    and not ended since, across restarts for a durable ledger. The runtime
+    hands them to a new reconciler (:meth:`AccountReconciler.carry`), so an
+    order that ended while no process was watching is still looked up and
+    reported (both built-in ledgers have them).
     """
 
     def record(self, fill: Fill) -> RecordResult: ...

@@ -30,6 +30,7 @@ from reconcile_core._events import (
     FillBusted,
     FillRecorded,
     Need,
+    OrderUpdated,
     Severity,
 )
 from reconcile_core._ledger import Delivery
@@ -312,7 +313,8 @@ class MergeGate:
 
             for item in items:
                 if isinstance(item, _OBSERVATIONS):
-                    wrote = wrote or isinstance(item, Fill | FillBust)
+                    # Orders too: an order that becomes live or ends is noted in the ledger.
+                    wrote = wrote or isinstance(item, Fill | FillBust | Order)
                     run.append(item)
                     continue
                 if run:
@@ -339,10 +341,12 @@ class MergeGate:
             await self._deliver(list(events), tally)
 
     async def _deliver(self, events: list[Event], tally: Tally | None, *, wrote: bool = False) -> None:
-        if wrote or any(isinstance(e, FillRecorded | FillBusted) for e in events):
+        if wrote or any(isinstance(e, FillRecorded | FillBusted | OrderUpdated) for e in events):
             # Durability rule: nothing of this batch reaches the consumer before the commit.
             # (A batch of fills that delivers nothing, duplicates say, is committed too,
-            # so no ledger transaction stays open.)
+            # so no ledger transaction stays open; so is one that changed orders, whose
+            # notes of live and ended orders the ledger holds. With nothing written, a
+            # commit costs nothing.)
             self.ledger.commit()
         if not events:
             self.on_change()  # counters (duplicates, stale observations) may have moved

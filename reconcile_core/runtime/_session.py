@@ -440,6 +440,9 @@ class Session:
             self._notify()
 
     async def _main(self, task_group: anyio.abc.TaskGroup) -> None:
+        live_orders = getattr(self._ledger, "live_orders", None)
+        if live_orders is not None:  # orders an earlier process knew live: looked up if they are gone
+            self._reconciler.carry(live_orders(venue=self._venue, account=self._account))
         await self._redeliver()
         self._spawn(task_group, "merger", self._merge_hints)
         await self._connection_loop()

@@ -35,7 +35,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from reconcile_core._ledger import Delivery, RecordOutcome
+from reconcile_core._ledger import Delivery, OrderRef, RecordOutcome
 from reconcile_core._types import Fill, FillBust, FillKey, FillKind, Liquidity, Side, Source
 from reconcile_core.typing import FillLedger
 
@@ -265,6 +265,27 @@ class FillLedgerContract:
         assert ledger.count(venue="nowhere") == 0
         for fill in fills:
             assert ledger.get(fill.key) == fill
+
+    def test_noted_live_orders_are_those_not_noted_ended_since(self, ledger: FillLedger) -> None:
+        """``note_orders`` / ``live_orders`` are optional; a ledger that has them keeps live orders per account."""
+        note = getattr(ledger, "note_orders", None)
+        live = getattr(ledger, "live_orders", None)
+        if note is None or live is None:
+            pytest.skip("this ledger does not note live orders")
+        a = OrderRef(order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP")
+        b = OrderRef(order_id="order-b", client_id=None, instrument="ETH-USD-PERP")
+        elsewhere = OrderRef(order_id="order-a", client_id=None, instrument="SOL-USD-PERP")
+        assert list(live(venue="venue", account="account")) == []
+        note(venue="venue", account="account", live=[a, b], ended=[])
+        note(venue="venue", account="other-account", live=[elsewhere], ended=[])
+        assert sorted(live(venue="venue", account="account"), key=lambda r: r.order_id) == [a, b]
+        note(venue="venue", account="account", live=[], ended=["order-a", "never-noted"])
+        note(venue="venue", account="account", live=[], ended=[])  # nothing to note: fine
+        assert list(live(venue="venue", account="account")) == [b]
+        assert list(live(venue="venue", account="other-account")) == [elsewhere]
+        assert list(live(venue="other-venue", account="account")) == []
+        ledger.commit()
+        assert list(live(venue="venue", account="account")) == [b]
 
     def test_record_many_is_record_in_turn(self, open_ledger: LedgerFactory) -> None:
         """``record_many`` is optional; a ledger that has it answers as ``record`` would, fill by fill."""
@@ -566,6 +587,16 @@ class PersistentFillLedgerContract(FillLedgerContract):
         assert ledger.record(late).outcome is RecordOutcome.DUPLICATE
         assert not ledger.bust(make_bust("2")).new
         assert ledger.record(make_fill("2", fill_type="LIQUIDATION")).outcome is RecordOutcome.BUSTED
+
+    def test_noted_live_orders_survive_a_reopen(self, ledger: FillLedger, open_ledger: LedgerFactory) -> None:
+        note = getattr(ledger, "note_orders", None)
+        if note is None or getattr(ledger, "live_orders", None) is None:
+            pytest.skip("this ledger does not note live orders")
+        kept = OrderRef(order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP")
+        note(venue="venue", account="account", live=[kept, attrs.evolve(kept, order_id="order-b")], ended=[])
+        note(venue="venue", account="account", live=[], ended=["order-b"])
+        ledger = self.reopen(ledger, open_ledger)
+        assert list(ledger.live_orders(venue="venue", account="account")) == [kept]  # type: ignore[attr-defined]
 
     def test_only_unacknowledged_entries_are_delivered_after_a_reopen(
         self, ledger: FillLedger, open_ledger: LedgerFactory

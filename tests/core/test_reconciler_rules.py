@@ -18,6 +18,7 @@ from reconcile_core import (
     Liquidity,
     MemoryLedger,
     OpenOrdersSnapshot,
+    OrderRef,
     OrderStatus,
     OrderUpdated,
     PositionsSnapshot,
@@ -359,6 +360,114 @@ class TestFillAgainstOrder:
         step = r.merge_many([fill("f1", side=Side.SELL), fill("f2", side=Side.BUY), fill("f3", side=Side.SELL)])
         kinds = [type(e).__name__ if not isinstance(e, Discrepancy) else e.kind.value for e in step.events]
         assert kinds == ["FillRecorded", "FillRecorded", "fill_order_mismatch", "FillRecorded"]
+
+
+class NotingLedger(MemoryLedger):
+    """A MemoryLedger that records each ``note_orders`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[tuple[list[str], list[str]]] = []
+
+    def note_orders(self, *, venue: str, account: str, live: Any, ended: Any) -> None:
+        self.notes.append(([r.order_id for r in live], list(ended)))
+        super().note_orders(venue=venue, account=account, live=live, ended=ended)
+
+
+class TestLiveOrderNotes:
+    """The ledger is told which orders became live and which ended, once per step."""
+
+    def test_an_order_is_noted_live_once_and_forgotten_when_it_ends(self) -> None:
+        ledger = NotingLedger()
+        r = make(ledger)
+        r.merge(order("o1", status=OrderStatus.NEW, client_id="c1"))
+        r.merge(order("o1", status=OrderStatus.OPEN, updated_at=2_000))  # still live: nothing to note
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == [
+            OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP")
+        ]
+        r.merge(order("o1", status=OrderStatus.CANCELED, updated_at=3_000))
+        assert ledger.notes == [(["o1"], []), ([], ["o1"])]
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == []
+
+    def test_an_order_that_lives_and_ends_within_one_step_is_never_noted(self) -> None:
+        ledger = NotingLedger()
+        r = make(ledger)
+        r.merge_many([order("o1"), fill("f1"), order("o1", status=OrderStatus.CANCELED, updated_at=2_000)])
+        r.merge(order("o2", status=OrderStatus.FILLED, filled_quantity=Decimal(0)))  # terminal when first seen
+        assert ledger.notes == []
+
+    def test_a_ledger_without_notes_is_fine(self) -> None:
+        class Plain(MemoryLedger):
+            def __getattribute__(self, name: str) -> Any:
+                if name == "note_orders":
+                    raise AttributeError(name)
+                return super().__getattribute__(name)
+
+        r = make(Plain())
+        assert [type(e) for e in r.merge(order("o1")).events] == [OrderUpdated]
+
+
+class TestCarriedOrders:
+    """Orders an earlier process knew live are looked up when a complete snapshot lacks them."""
+
+    REF = OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP")
+
+    def test_a_carried_order_missing_from_a_complete_snapshot_is_resolved(self) -> None:
+        ledger = NotingLedger()
+        ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[self.REF], ended=[])
+        r = make(ledger)
+        r.carry(ledger.live_orders(venue=VENUE, account=ACCOUNT))
+        assert r.orders == {}  # nothing is known of its state
+        step = r.merge_open_orders(OpenOrdersSnapshot(orders=(order("o2"),), complete=True))
+        assert ResolveOrder(order_id="o1", client_id="c1") in step.needs
+        resolved = r.merge(order("o1", status=OrderStatus.CANCELED, client_id="c1", updated_at=4_000))
+        assert [(e.order.status, e.previous) for e in resolved.events if isinstance(e, OrderUpdated)] == [
+            (OrderStatus.CANCELED, None)
+        ]
+        assert r.needs == ()
+        assert [ref.order_id for ref in ledger.live_orders(venue=VENUE, account=ACCOUNT)] == ["o2"]
+        again = r.merge_open_orders(OpenOrdersSnapshot(orders=(order("o2"),), complete=True))
+        assert again.needs == ()  # no longer carried
+
+    def test_a_carried_order_that_is_listed_is_merged_as_any_other(self) -> None:
+        ledger = NotingLedger()
+        r = make(ledger)
+        r.carry([self.REF])
+        step = r.merge_open_orders(OpenOrdersSnapshot(orders=(order("o1"),), complete=True))
+        assert step.needs == ()
+        assert [type(e) for e in step.events] == [OrderUpdated]
+        assert ledger.notes == []  # noted live by the earlier process already
+        r.merge(order("o1", status=OrderStatus.CANCELED, updated_at=2_000))
+        assert ledger.notes == [([], ["o1"])]
+
+    def test_only_complete_snapshots_of_its_instrument_look_it_up(self) -> None:
+        r = make()
+        r.carry([self.REF])
+        partial = r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=False))
+        other = r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=True, instrument="ETH-PERP"))
+        assert partial.needs == other.needs == ()
+        mine = r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=True, instrument="BTC-PERP"))
+        assert mine.needs == (ResolveOrder(order_id="o1", client_id="c1"),)
+
+    def test_a_carried_order_the_venue_cannot_find_is_reported_once(self) -> None:
+        r = make()
+        r.carry([self.REF])
+        r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=True))
+        first = r.resolve_failed("o1", reason="not found")
+        second = r.resolve_failed("o1", reason="not found")
+        problems = [e for e in first.events if isinstance(e, Discrepancy)]
+        assert [p.kind for p in problems] == [DiscrepancyKind.ORDER_UNKNOWN]
+        assert "earlier process" in problems[0].detail
+        assert second.events == ()
+        assert r.needs == (ResolveOrder(order_id="o1", client_id="c1"),)  # still retried
+
+    def test_carry_ignores_known_orders_and_checks_its_input(self) -> None:
+        r = make()
+        r.merge(order("o1", status=OrderStatus.CANCELED))
+        r.carry([self.REF])
+        assert r.merge_open_orders(OpenOrdersSnapshot(orders=(), complete=True)).needs == ()
+        with pytest.raises(UsageError, match="OrderRef"):
+            r.carry(["o1"])  # type: ignore[list-item]
 
 
 class TestBusts:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile_core import RecordOutcome
+from reconcile_core import OrderRef, RecordOutcome
 from reconcile_core import _sqlite_schema as schema
 from reconcile_core.errors import (
     LedgerCorruptError,
@@ -254,6 +254,35 @@ def test_older_schemas_are_migrated_in_order(path: Path, monkeypatch: pytest.Mon
     conn = raw(path)
     assert conn.execute("SELECT text FROM notes ORDER BY text").fetchall() == [("v2",), ("v2+v3",)]
     conn.close()
+
+
+def test_a_version_1_file_gains_the_live_orders_and_keeps_its_fills(path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:  # a file written by a release before live orders were noted
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        patch.setattr(schema, "SCHEMA_VERSION", 1)
+        with open_ledger(path) as ledger:
+            fill = make_fill("1")
+            ledger.record(fill)
+            assert ledger.stats().schema_version == 1
+    ref = OrderRef(order_id="order-1", client_id=None, instrument="BTC-USD-PERP")
+    with open_ledger(path) as ledger:
+        assert ledger.stats().schema_version == SCHEMA_VERSION == 2
+        assert ledger.get(fill.key) == fill
+        assert ledger.live_orders(venue="venue", account="account") == []
+        ledger.note_orders(venue="venue", account="account", live=[ref], ended=[])
+    with SqliteLedger(path, read_only=True) as reader:
+        assert reader.live_orders(venue="venue", account="account") == [ref]
+        with pytest.raises(UsageError, match="read-only"):
+            reader.note_orders(venue="venue", account="account", live=[], ended=["order-1"])
+
+
+def test_noting_orders_checks_its_arguments(path: Path) -> None:
+    with open_ledger(path) as ledger:
+        with pytest.raises(UsageError, match="OrderRef"):
+            ledger.note_orders(venue="venue", account="account", live=[("order-1", None, "BTC")], ended=[])  # type: ignore[list-item]
+        with pytest.raises(UsageError, match="order ids"):
+            ledger.note_orders(venue="venue", account="account", live=[], ended=[1])  # type: ignore[list-item]
+        assert ledger.live_orders(venue="venue", account="account") == []
 
 
 def test_a_failed_migration_changes_nothing(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
-from reconcile_core import FillRecorded
+from reconcile_core import FillRecorded, OrderRef, OrderStatus, OrderUpdated
 from reconcile_core.runtime import Session
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing import FakeVenue, FaultySource
+from reconcile_paradex import ParadexSource, TokenBucket
+from reconcile_paradex.testing import ParadexSimulator
 
 from ._support import (
     Collector,
@@ -112,3 +116,61 @@ class TestManySessions:
                 tg.cancel_scope.cancel()
             for name in venue.accounts:
                 assert ledger.count(venue=venue.name, account=name) == len(venue.fills(name))
+
+
+class TestLiveOrdersAcrossRestarts:
+    """An order live when one process stopped, and ended before the next started, is reported by the next."""
+
+    async def test_an_order_canceled_while_no_process_watched_is_reported(self, tmp_path: Path) -> None:
+        sim = ParadexSimulator(seed=5)
+        account = sim.accounts[0]
+        market = sim.markets[0]
+        placed = sim.venue.place_order(
+            account, market=market.symbol, side="BUY", size=market.size_increment * 10, price=Decimal(1), client_id="k1"
+        )
+        # Older than any watermark below, overlap included: /orders-history, which filters
+        # on created_at, will not list it again.
+        sim.advance(600_000)
+        path = tmp_path / "ledger.db"
+        async with sim, httpx.AsyncClient(transport=sim.http_transport()) as client:
+
+            def source() -> ParadexSource:
+                return ParadexSource(
+                    account=account,
+                    token=sim.issue_read_only_token(account),
+                    env=None,
+                    rest_url=sim.rest_url,
+                    ws_url=sim.ws_url,
+                    http_client=client,
+                    ws_connector=sim.ws_connector,
+                    rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
+                )
+
+            async def one_process() -> list[OrderUpdated]:
+                with SqliteLedger(path) as ledger:
+                    async with (
+                        source() as src,
+                        Session(src, ledger, config=fast()) as session,
+                        anyio.create_task_group() as tg,
+                    ):
+                        collector = Collector(session)
+                        await tg.start(collector.run)
+                        await collector.wait_summary("connect")
+                        tg.cancel_scope.cancel()
+                return [e for e in collector.of(OrderUpdated) if e.order.order_id == placed.id]
+
+            first = await one_process()
+            assert [u.order.status for u in first] == [OrderStatus.NEW]
+            with SqliteLedger(path) as ledger:
+                noted = ledger.live_orders(venue="paradex", account=account)
+            assert noted == [OrderRef(order_id=placed.id, client_id="k1", instrument=market.symbol)]
+
+            sim.venue.cancel_order(placed.id)
+            sim.advance(600_000)
+            second = await one_process()
+            assert [(u.order.status, u.previous) for u in second] == [(OrderStatus.CANCELED, None)]
+            with SqliteLedger(path) as ledger:
+                assert ledger.live_orders(venue="paradex", account=account) == []
+
+            third = await one_process()  # nothing carried any more: nothing looked up again
+            assert third == []
