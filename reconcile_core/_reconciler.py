@@ -106,17 +106,28 @@ class AccountReconciler:
     max_terminal_orders: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     max_needs: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     missing_recheck_ms: int = attrs.field(default=3_600_000, validator=attrs.validators.ge(0))
+    #: Whether orders that end are noted with the ledger as they are merged. The
+    #: runtime sets it false and notes them once the consumer has handled their
+    #: final state (see :class:`~reconcile_core.runtime.Session`).
+    note_ended: bool = attrs.field(default=True, kw_only=True)
 
     stats: ReconcilerStats = attrs.field(init=False, factory=ReconcilerStats)
     _orders: dict[str, Order] = attrs.field(init=False, factory=dict)
-    # Orders a ledger last knew live, from an earlier process (see carry()).
+    # Orders a ledger last knew live, from an earlier process (see carry()), and those of
+    # them the venue could not find.
     _carried: dict[str, OrderRef] = attrs.field(init=False, factory=dict)
+    _carried_unknown: set[str] = attrs.field(init=False, factory=set)
     _unknown: set[str] = attrs.field(init=False, factory=set)
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
     _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
     # Discrepancies already reported (so each is reported once); oldest first, bounded.
     _reported: dict[Hashable, None] = attrs.field(init=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        live_orders = getattr(self.ledger, "live_orders", None)
+        if live_orders is not None:  # what an earlier process left live: see carry()
+            self.carry(live_orders(venue=self.venue, account=self.account))
 
     def __repr__(self) -> str:
         return (
@@ -146,6 +157,11 @@ class AccountReconciler:
         """Orders the venue may still fill (``UNKNOWN`` ones included)."""
         return tuple(self._effective(o) for o in self._orders.values() if o.is_live)
 
+    @property
+    def carried_unknown(self) -> Sequence[str]:
+        """Ids of orders carried from an earlier process (see :meth:`carry`) that the venue could not find."""
+        return tuple(self._carried_unknown)
+
     def _effective(self, order: Order) -> Order:
         if order.order_id in self._unknown:
             return attrs.evolve(order, status=OrderStatus.UNKNOWN)
@@ -156,12 +172,15 @@ class AccountReconciler:
     def carry(self, orders: Iterable[OrderRef]) -> None:
         """Take over the orders a ledger last knew live (``FillLedger.live_orders``), from an earlier process.
 
-        A carried order is not shown in :attr:`orders` (nothing is known of
-        its state). The first complete open-orders snapshot that does not list
-        it raises a :class:`ResolveOrder` need, so an order that ended while no
-        process was watching is looked up and reported like any other; one
-        merged meanwhile is no longer carried. Orders this reconciler knows
-        already are ignored.
+        A new reconciler does this itself with its ledger's ``live_orders``,
+        when the ledger has them. A carried order is not shown in
+        :attr:`orders` (nothing is known of its state). The first complete
+        open-orders snapshot that does not list it raises a
+        :class:`ResolveOrder` need, so an order that ended while no process
+        was watching is looked up and reported like any other; one merged
+        meanwhile is no longer carried. One the venue cannot find is listed
+        in :attr:`carried_unknown`. Orders this reconciler knows already are
+        ignored.
         """
         for ref in orders:
             if not isinstance(ref, OrderRef):
@@ -171,15 +190,20 @@ class AccountReconciler:
                 self._carried[ref.order_id] = ref
 
     def _finish(self, out: _Out) -> MergeStep:
-        """The step's output, after noting the orders that became live or ended with the ledger."""
-        if out.live or out.ended:
+        """The step's output, after noting the orders that became live or ended with the ledger.
+
+        A read-only ledger cannot hold notes: it gets none (it still answers
+        everything else a merge asks).
+        """
+        ended = out.ended if self.note_ended else ()
+        if out.live or ended:
             note: Callable[..., None] | None = getattr(self.ledger, "note_orders", None)
-            if note is not None:
+            if note is not None and not getattr(self.ledger, "read_only", False):
                 live = [
                     OrderRef(order_id=o.order_id, client_id=o.client_id, instrument=o.instrument)
                     for o in out.live.values()
                 ]
-                note(venue=self.venue, account=self.account, live=live, ended=out.ended)
+                note(venue=self.venue, account=self.account, live=live, ended=list(ended))
         return out.step()
 
     def merge(self, observation: Observation) -> MergeStep:
@@ -315,6 +339,7 @@ class AccountReconciler:
         out = _Out()
         current = self._orders.get(order_id)
         if current is None and order_id in self._carried:
+            self._carried_unknown.add(order_id)
             if self._first_report(("unknown-carried", order_id)):
                 out.events.append(
                     Discrepancy(
@@ -452,7 +477,11 @@ class AccountReconciler:
                 return
         previous = None if current is None else self._effective(current)
         # Live before this observation: known live, or carried from an earlier process.
-        was_live = self._carried.pop(order_id, None) is not None if current is None else current.is_live
+        if current is None and self._carried.pop(order_id, None) is not None:
+            was_live = True
+            self._carried_unknown.discard(order_id)
+        else:
+            was_live = current is not None and current.is_live
         if order.is_live:
             if not was_live:
                 out.live[order_id] = order

@@ -600,6 +600,7 @@ class SqliteLedger:
         a power cut the last notes may be missing, and an order noted live then
         is not looked up by the next process (as if it had never been noted).
         """
+        live, ended = list(live), list(ended)
         for ref in live:
             if not isinstance(ref, OrderRef):
                 msg = f"live orders are OrderRef values, got {ref!r}"  # type: ignore[unreachable]

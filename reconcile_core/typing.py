@@ -153,10 +153,10 @@ class FillLedger(Protocol):
     notes each order that becomes live (an :class:`~reconcile_core.OrderRef`)
     and each that ends (its id), as part of the transaction the next
     ``commit`` makes durable; ``live_orders`` answers the orders noted live
-    and not ended since, across restarts for a durable ledger. The runtime
-    hands them to a new reconciler (:meth:`AccountReconciler.carry`), so an
-    order that ended while no process was watching is still looked up and
-    reported (both built-in ledgers have them).
+    and not ended since, across restarts for a durable ledger. A new
+    reconciler takes them over (:meth:`AccountReconciler.carry`), so an order
+    that ended while no process was watching is still looked up and reported
+    (both built-in ledgers have them; a read-only ledger is given no notes).
     """
 
     def record(self, fill: Fill) -> RecordResult: ...

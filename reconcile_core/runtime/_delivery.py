@@ -11,6 +11,10 @@ Two rules live here (the ``Session`` docstring states them for users):
   in batches: when ``ack_batch`` are pending, whenever the consumer has caught
   up (the channel is empty and no batch is being put in it), and when the
   session closes.
+* **Ended orders** are noted with the ledger (``note_ended``) by the same
+  rule, once the consumer has handled the ``OrderUpdated`` that shows the
+  order's final state: until then the ledger keeps the order live, so that a
+  process that dies first leaves it to the next one to look up and report.
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ def _offset(event: object) -> int | None:
     return None
 
 
+def _ended_order(event: object) -> str | None:
+    """The id of the order whose final state ``event`` shows, if it does."""
+    if type(event) is OrderUpdated and event.order.status.is_terminal:
+        return event.order.order_id
+    return None
+
+
 def from_outbox(delivery: Delivery) -> Event | None:
     """The event that redelivers one unacknowledged outbox entry."""
     if delivery.fill is not None:
@@ -71,6 +82,8 @@ class EventChannel:
     ack_batch: int
     #: Called when the consumer takes an event or acknowledges one.
     on_change: Callable[[], None] = attrs.field(default=lambda: None)
+    #: Notes ended orders (their ids) with the ledger, in its open transaction; ``None``: not noted.
+    note_ended: Callable[[list[str]], None] | None = None
     _streams: tuple[MemoryObjectSendStream[Event], MemoryObjectReceiveStream[Event]] | None = attrs.field(
         init=False, default=None
     )
@@ -78,6 +91,9 @@ class EventChannel:
     _taken: set[int] = attrs.field(init=False, factory=set)
     #: Offsets acknowledged but not yet written to the ledger.
     _pending: list[int] = attrs.field(init=False, factory=list)
+    #: Ended orders the consumer took and has not handled; those handled, not yet noted.
+    _taken_ended: set[str] = attrs.field(init=False, factory=set)
+    _ended: list[str] = attrs.field(init=False, factory=list)
     _closed: bool = attrs.field(init=False, default=False)
     #: The cancel scope shielding the send in progress (see :meth:`send_all`).
     _shield: anyio.CancelScope | None = attrs.field(init=False, default=None)
@@ -171,28 +187,45 @@ class EventChannel:
         if acknowledge_taken and self.auto_ack:
             self._pending.extend(sorted(self._taken))
             self._taken.clear()
+            self._ended.extend(sorted(self._taken_ended))
+            self._taken_ended.clear()
         self.flush()
 
     def acknowledge(self, event: Event) -> None:
-        """Acknowledge one fill or bust event (other events are ignored)."""
+        """Acknowledge one fill or bust event, or an order's final state (other events are ignored)."""
         offset = _offset(event)
-        if offset is None:
+        if offset is not None:
+            self._acknowledge_offset(offset)
             return
-        self._acknowledge_offset(offset)
+        order_id = _ended_order(event)
+        if order_id is not None:
+            self._handled_ended(order_id)
 
     def _acknowledge_offset(self, offset: int) -> None:
         self._taken.discard(offset)
         self._pending.append(offset)
-        if self._closed or len(self._pending) >= self.ack_batch:
+        if self._closed or len(self._pending) + len(self._ended) >= self.ack_batch:
             self.flush()
         self.on_change()
 
+    def _handled_ended(self, order_id: str) -> None:
+        self._taken_ended.discard(order_id)
+        if self.note_ended is None:
+            return
+        self._ended.append(order_id)
+        if self._closed or len(self._pending) + len(self._ended) >= self.ack_batch:
+            self.flush()
+
     def flush(self) -> None:
-        """Write pending acknowledgements to the ledger and commit."""
-        if not self._pending:
+        """Write pending acknowledgements and ended orders to the ledger and commit."""
+        if not self._pending and not self._ended:
             return
         offsets, self._pending = self._pending, []
-        self.ledger.acknowledge(offsets)
+        ended, self._ended = self._ended, []
+        if offsets:
+            self.ledger.acknowledge(offsets)
+        if ended and self.note_ended is not None:
+            self.note_ended(ended)
         self.ledger.commit()
 
     def iterate(self) -> EventIterator:
@@ -202,11 +235,16 @@ class EventChannel:
             raise UsageError(msg)
         return EventIterator(self)
 
-    def _took(self, event: Event) -> int | None:
+    def _took(self, event: Event) -> int | str | None:
+        """Remember a taken fill or bust (its offset) or final order state (the order id); return it."""
         offset = _offset(event)
         if offset is not None:
             self._taken.add(offset)
-        return offset
+            return offset
+        order_id = _ended_order(event)
+        if order_id is not None:
+            self._taken_ended.add(order_id)
+        return order_id
 
 
 class EventIterator:
@@ -216,7 +254,8 @@ class EventIterator:
 
     def __init__(self, channel: EventChannel) -> None:
         self._channel = channel
-        self._in_flight: int | None = None
+        #: The offset of the fill or bust being handled, or the id of the ended order.
+        self._in_flight: int | str | None = None
 
     def __aiter__(self) -> EventIterator:
         return self
@@ -224,9 +263,13 @@ class EventIterator:
     async def __anext__(self) -> Event:
         channel = self._channel
         if self._in_flight is not None:
-            offset, self._in_flight = self._in_flight, None
-            if channel.auto_ack and offset in channel._taken:
-                channel._acknowledge_offset(offset)
+            handled, self._in_flight = self._in_flight, None
+            if channel.auto_ack:
+                if type(handled) is int:
+                    if handled in channel._taken:
+                        channel._acknowledge_offset(handled)
+                elif handled in channel._taken_ended:
+                    channel._handled_ended(handled)
         receive = channel._receive
         try:
             event = receive.receive_nowait()

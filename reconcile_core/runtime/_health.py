@@ -79,7 +79,8 @@ class Health:
     unacknowledged: int
     #: Needs (order resolutions, backfills) raised and not yet answered.
     outstanding_needs: int
-    #: Orders the venue could not account for (``UNKNOWN``), being retried.
+    #: Orders the venue could not account for (``UNKNOWN``), being retried, and
+    #: orders an earlier process left live that the venue cannot find.
     unknown_orders: int
     #: Names of the session's background tasks running now.
     tasks: tuple[str, ...]

@@ -91,6 +91,15 @@ class Session:
     whenever the consumer has emptied the channel (between batches), and on
     close.
 
+    **Orders across restarts.** The ledger keeps the orders that became live
+    (if it can: ``FillLedger.note_orders``). An ``OrderUpdated`` that shows
+    an order's final state is handled like a fill under the rule above: only
+    once it is acknowledged does the ledger forget the order. A new session
+    takes over the orders its ledger still keeps; a complete open-orders
+    snapshot that lacks one raises a ``ResolveOrder`` need, so an order that
+    ended while no process was watching (or whose final state no consumer
+    handled) is reported with its final state.
+
     **On start**, before connecting, the ledger's unacknowledged entries for
     this account are delivered again, in offset order, marked
     ``redelivery=True``. Within one session, each fill key is delivered at
@@ -120,11 +129,14 @@ class Session:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._venue = source.venue
         self._account = source.account
+        # The reconciler takes over the orders the ledger last knew live (an earlier process's),
+        # and notes those that end only once the consumer has handled their final state.
         self._reconciler = AccountReconciler(
             venue=self._venue,
             account=self._account,
             ledger=ledger,
             max_terminal_orders=config.max_terminal_orders,
+            note_ended=False,
         )
         self._metrics = Metrics()
         self._channel = EventChannel(
@@ -133,6 +145,7 @@ class Session:
             auto_ack=config.auto_ack,
             ack_batch=config.ack_batch,
             on_change=self._notify,
+            note_ended=self._note_ended_orders(),
         )
         self._gate = MergeGate(
             reconciler=self._reconciler,
@@ -235,7 +248,8 @@ class Session:
             events_buffered=self._channel.buffered,
             unacknowledged=self._channel.unacknowledged,
             outstanding_needs=len(self._reconciler.needs),
-            unknown_orders=sum(1 for o in self._reconciler.live_orders if o.status is OrderStatus.UNKNOWN),
+            unknown_orders=sum(1 for o in self._reconciler.live_orders if o.status is OrderStatus.UNKNOWN)
+            + len(self._reconciler.carried_unknown),
             tasks=tuple(sorted(self._tasks.elements())),
         )
 
@@ -255,7 +269,7 @@ class Session:
         return iterator
 
     def acknowledge(self, event: Event) -> None:
-        """Acknowledge a handled fill or bust event (needed with ``auto_ack=False``).
+        """Acknowledge a handled fill or bust event, or an order's final state (needed with ``auto_ack=False``).
 
         Other events are ignored. Acknowledging twice is harmless. Raises
         :class:`~reconcile_core.errors.LedgerError` if the ledger cannot be
@@ -439,10 +453,19 @@ class Session:
                 del self._tasks[name]
             self._notify()
 
+    def _note_ended_orders(self) -> Callable[[list[str]], None] | None:
+        """Notes ended orders with the ledger, if it keeps live orders (and can be written)."""
+        note = getattr(self._ledger, "note_orders", None)
+        if note is None or getattr(self._ledger, "read_only", False):
+            return None
+        venue, account = self._venue, self._account
+
+        def note_ended(order_ids: list[str]) -> None:
+            note(venue=venue, account=account, live=[], ended=order_ids)
+
+        return note_ended
+
     async def _main(self, task_group: anyio.abc.TaskGroup) -> None:
-        live_orders = getattr(self._ledger, "live_orders", None)
-        if live_orders is not None:  # orders an earlier process knew live: looked up if they are gone
-            self._reconciler.carry(live_orders(venue=self._venue, account=self._account))
         await self._redeliver()
         self._spawn(task_group, "merger", self._merge_hints)
         await self._connection_loop()

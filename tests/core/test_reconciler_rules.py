@@ -415,8 +415,7 @@ class TestCarriedOrders:
     def test_a_carried_order_missing_from_a_complete_snapshot_is_resolved(self) -> None:
         ledger = NotingLedger()
         ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[self.REF], ended=[])
-        r = make(ledger)
-        r.carry(ledger.live_orders(venue=VENUE, account=ACCOUNT))
+        r = make(ledger)  # a new reconciler carries what its ledger last knew live
         assert r.orders == {}  # nothing is known of its state
         step = r.merge_open_orders(OpenOrdersSnapshot(orders=(order("o2"),), complete=True))
         assert ResolveOrder(order_id="o1", client_id="c1") in step.needs
@@ -460,6 +459,24 @@ class TestCarriedOrders:
         assert "earlier process" in problems[0].detail
         assert second.events == ()
         assert r.needs == (ResolveOrder(order_id="o1", client_id="c1"),)  # still retried
+        assert r.carried_unknown == ("o1",)  # counted by the session's health as unknown
+        r.merge(order("o1", status=OrderStatus.CANCELED, client_id="c1"))
+        assert r.carried_unknown == ()
+        assert r.needs == ()
+
+    def test_an_order_first_seen_ended_after_a_restart_is_forgotten_by_the_ledger(self) -> None:
+        ledger = NotingLedger()
+        make(ledger).merge(order("o1", client_id="c1"))  # process 1: live
+        r = make(ledger)  # process 2, used without the runtime: it carries o1
+        r.merge(order("o1", status=OrderStatus.CANCELED, client_id="c1", updated_at=5_000))
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == []
+
+    def test_with_note_ended_off_only_live_orders_are_noted(self) -> None:
+        ledger = NotingLedger()
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=ledger, note_ended=False)
+        r.merge(order("o1"))
+        r.merge(order("o1", status=OrderStatus.CANCELED, updated_at=2_000))
+        assert ledger.notes == [(["o1"], [])]  # the runtime notes the end once the consumer handled it
 
     def test_carry_ignores_known_orders_and_checks_its_input(self) -> None:
         r = make()

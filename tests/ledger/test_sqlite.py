@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile_core import OrderRef, RecordOutcome
+from reconcile_core import AccountReconciler, OrderRef, OrderUpdated, RecordOutcome
 from reconcile_core import _sqlite_schema as schema
 from reconcile_core.errors import (
     LedgerCorruptError,
@@ -27,6 +27,8 @@ from reconcile_core.errors import (
 )
 from reconcile_core.sqlite import SCHEMA_VERSION, LedgerStats, SqliteLedger
 from reconcile_core.testing._ledger_contract import make_bust, make_fill
+
+from ..core._builders import order as make_order
 
 CHILD = str(Path(__file__).with_name("_child.py"))
 
@@ -274,6 +276,27 @@ def test_a_version_1_file_gains_the_live_orders_and_keeps_its_fills(path: Path) 
         assert reader.live_orders(venue="venue", account="account") == [ref]
         with pytest.raises(UsageError, match="read-only"):
             reader.note_orders(venue="venue", account="account", live=[], ended=["order-1"])
+
+
+def test_a_reconciler_merges_orders_over_a_read_only_ledger_without_notes(path: Path) -> None:
+    with open_ledger(path) as ledger:
+        ledger.note_orders(
+            venue="venue", account="account", live=[OrderRef(order_id="o0", client_id=None, instrument="X")], ended=[]
+        )
+    with SqliteLedger(path, read_only=True) as reader:
+        r = AccountReconciler(venue="venue", account="account", ledger=reader)
+        step = r.merge(make_order("o1"))
+        assert [type(e) for e in step.events] == [OrderUpdated]
+        assert reader.live_orders(venue="venue", account="account") == [
+            OrderRef(order_id="o0", client_id=None, instrument="X")
+        ]
+
+
+def test_noting_orders_takes_any_iterable(path: Path) -> None:
+    refs = [OrderRef(order_id=f"o{i}", client_id=None, instrument="X") for i in range(3)]
+    with open_ledger(path) as ledger:
+        ledger.note_orders(venue="venue", account="account", live=(r for r in refs), ended=iter(["o1"]))  # type: ignore[arg-type]
+        assert ledger.live_orders(venue="venue", account="account") == [refs[0], refs[2]]
 
 
 def test_noting_orders_checks_its_arguments(path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 import anyio
@@ -18,6 +18,7 @@ from reconcile_core import (
     FillRecorded,
     Liquidity,
     MemoryLedger,
+    OrderUpdated,
     Side,
     Source,
 )
@@ -267,6 +268,41 @@ class TestAcknowledgement:
         # Closing normally does not acknowledge for a manual consumer.
         assert _offsets(ledger) == {fills[0].offset, fills[2].offset}
 
+    async def test_an_ended_order_leaves_the_ledger_once_its_final_state_was_handled(self) -> None:
+        venue = FakeVenue(seed=7)
+        source = FaultySource(venue)
+        ledger = MemoryLedger()
+        placed = venue.place("main")
+        live = {"venue": venue.name, "account": "main"}
+        async with Session(source, ledger, config=fast(ack_batch=1000)) as session:
+            await session.wait_synced()
+            assert [r.order_id for r in ledger.live_orders(**live)] == [placed.order_id]
+            venue.cancel(placed.order_id)
+            await session.reconcile_now()
+            events = session.events()
+            final = await _next_order(events, placed.order_id)
+            assert not final.order.is_live
+            assert [r.order_id for r in ledger.live_orders(**live)] == [placed.order_id]  # being handled
+            await _catch_up(events)  # handled, and noted when the consumer caught up
+            assert ledger.live_orders(**live) == []
+
+    async def test_a_manual_consumer_acknowledges_an_ended_order(self) -> None:
+        venue = FakeVenue(seed=7)
+        source = FaultySource(venue)
+        ledger = MemoryLedger()
+        placed = venue.place("main")
+        live = {"venue": venue.name, "account": "main"}
+        async with Session(source, ledger, config=fast(auto_ack=False, ack_batch=1)) as session:
+            await session.wait_synced()
+            venue.cancel(placed.order_id)
+            await session.reconcile_now()
+            events = session.events()
+            final = await _next_order(events, placed.order_id)
+            await _catch_up(events)
+            assert [r.order_id for r in ledger.live_orders(**live)] == [placed.order_id]  # not acknowledged
+            session.acknowledge(final)
+            assert ledger.live_orders(**live) == []
+
     async def test_redelivery_comes_first_and_in_offset_order(self) -> None:
         venue = FakeVenue(seed=7)
         for _ in range(40):
@@ -286,6 +322,26 @@ class TestAcknowledgement:
             assert not any(f.redelivery for f in fills[5:])
             assert len({f.fill.key for f in fills}) == len(fills)  # REST saw them again: not redelivered
             tg.cancel_scope.cancel()
+
+
+async def _next_order(events: AsyncIterator[Event], order_id: str) -> OrderUpdated:
+    """The next ``OrderUpdated`` of ``order_id`` that shows a final state."""
+    with anyio.fail_after(10):
+        async for event in events:
+            if isinstance(event, OrderUpdated) and event.order.order_id == order_id and not event.order.is_live:
+                return event
+    msg = "the events ended first"
+    raise AssertionError(msg)
+
+
+async def _catch_up(events: AsyncIterator[Event]) -> None:
+    """Take events until the channel is empty (the consumer caught up); the last ask is cancelled."""
+    while True:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await events.__anext__()
+        if scope.cancelled_caught:
+            return
 
 
 class TestBackpressure:

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from reconcile_core import FillRecorded, OrderRef, OrderStatus, OrderUpdated
+from reconcile_core import CycleSummary, FillRecorded, OrderRef, OrderStatus, OrderUpdated
 from reconcile_core.runtime import Session
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing import FakeVenue, FaultySource
@@ -174,3 +174,56 @@ class TestLiveOrdersAcrossRestarts:
 
             third = await one_process()  # nothing carried any more: nothing looked up again
             assert third == []
+
+    async def test_a_final_state_the_consumer_never_handled_is_reported_by_the_next_process(
+        self, tmp_path: Path
+    ) -> None:
+        sim = ParadexSimulator(seed=5)
+        account, market = sim.accounts[0], sim.markets[0]
+        placed = sim.venue.place_order(
+            account, market=market.symbol, side="BUY", size=market.size_increment * 10, price=Decimal(1)
+        )
+        sim.advance(600_000)  # older than the order history any later pass reads
+        path = tmp_path / "ledger.db"
+        handled: list[OrderUpdated] = []
+        async with sim, httpx.AsyncClient(transport=sim.http_transport()) as client:
+
+            def source() -> ParadexSource:
+                return ParadexSource(
+                    account=account,
+                    token=sim.issue_read_only_token(account),
+                    env=None,
+                    rest_url=sim.rest_url,
+                    ws_url=sim.ws_url,
+                    http_client=client,
+                    ws_connector=sim.ws_connector,
+                    rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
+                )
+
+            async def read_until_connected(session: Session) -> None:
+                async for event in session.events():
+                    if isinstance(event, OrderUpdated) and event.order.order_id == placed.id:
+                        handled.append(event)
+                    if isinstance(event, CycleSummary) and event.reason == "connect":
+                        return
+
+            async def first_process(ledger: SqliteLedger) -> None:
+                """Merges the cancel, but dies before its consumer takes it."""
+                async with source() as src, Session(src, ledger, config=fast()) as session:
+                    await read_until_connected(session)
+                    sim.venue.cancel_order(placed.id)
+                    with anyio.fail_after(10):
+                        await session.reconcile_now()
+                    assert session.orders[placed.id].status is OrderStatus.CANCELED
+                    assert ledger.live_orders(venue="paradex", account=account) != []  # not handled yet
+                    raise RuntimeError("the process died")
+
+            with SqliteLedger(path) as ledger, pytest.raises(RuntimeError, match="died"):
+                await first_process(ledger)
+            assert [e.order.status for e in handled] == [OrderStatus.NEW]
+
+            with SqliteLedger(path) as ledger:
+                async with source() as src, Session(src, ledger, config=fast()) as session:
+                    await read_until_connected(session)
+                assert ledger.live_orders(venue="paradex", account=account) == []  # handled, then noted
+            assert [(e.order.status, e.previous) for e in handled[1:]] == [(OrderStatus.CANCELED, None)]
