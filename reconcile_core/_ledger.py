@@ -6,7 +6,7 @@ import enum
 
 import attrs
 
-from ._types import Fill, FillBust, _nonempty, _optional_str
+from ._types import Fill, FillBust, _ms, _nonempty, _optional_str
 
 __all__ = ["BustResult", "Delivery", "OrderRef", "RecordOutcome", "RecordResult"]
 
@@ -71,3 +71,5 @@ class OrderRef:
     order_id: str = attrs.field(validator=_nonempty)
     client_id: str | None = attrs.field(validator=_optional_str)
     instrument: str = attrs.field(validator=_nonempty)
+    #: The order's creation time (venue ms): where the order history that lists it starts.
+    created_at: int = attrs.field(validator=_ms)

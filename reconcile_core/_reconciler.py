@@ -158,6 +158,11 @@ class AccountReconciler:
         return tuple(self._effective(o) for o in self._orders.values() if o.is_live)
 
     @property
+    def carried(self) -> Mapping[str, OrderRef]:
+        """Orders carried from an earlier process (see :meth:`carry`) and not merged since, by id."""
+        return dict(self._carried)
+
+    @property
     def carried_unknown(self) -> Sequence[str]:
         """Ids of orders carried from an earlier process (see :meth:`carry`) that the venue could not find."""
         return tuple(self._carried_unknown)
@@ -200,7 +205,9 @@ class AccountReconciler:
             note: Callable[..., None] | None = getattr(self.ledger, "note_orders", None)
             if note is not None and not getattr(self.ledger, "read_only", False):
                 live = [
-                    OrderRef(order_id=o.order_id, client_id=o.client_id, instrument=o.instrument)
+                    OrderRef(
+                        order_id=o.order_id, client_id=o.client_id, instrument=o.instrument, created_at=o.created_at
+                    )
                     for o in out.live.values()
                 ]
                 note(venue=self.venue, account=self.account, live=live, ended=list(ended))

@@ -87,8 +87,9 @@ _UPSERT_ORDER_TOTAL = (
     "ON CONFLICT (aid, order_id) DO UPDATE SET quantity = excluded.quantity"
 )
 _UPSERT_LIVE_ORDER = (
-    "INSERT INTO live_orders (aid, order_id, client_id, instrument) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (aid, order_id) DO UPDATE SET client_id = excluded.client_id, instrument = excluded.instrument"
+    "INSERT INTO live_orders (aid, order_id, client_id, instrument, created_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (aid, order_id) DO UPDATE SET client_id = excluded.client_id, instrument = excluded.instrument, "
+    "created_at = excluded.created_at"
 )
 _SELECT_FILL_CHUNK = (
     f"SELECT fill_id, fill_type, {_COLS} FROM fills "  # noqa: S608
@@ -200,6 +201,8 @@ class SqliteLedger:
         # other call reads the file (see _Call), dropped with a rollback. A crash
         # before the commit loses them together with the transaction, as before.
         self._pending_totals: dict[tuple[int, str], Decimal] = {}
+        # Notes of live (an OrderRef) and ended (None) orders, written at the next commit.
+        self._pending_notes: dict[tuple[int, str], OrderRef | None] = {}
         # Whether the last fill recorded from REST ([False]) or the stream ([True]) was
         # recorded already: then record looks the key up before it tries to insert.
         # Both orders give the same answer; the guess only picks the cheaper one (a
@@ -367,6 +370,7 @@ class SqliteLedger:
         self._dirty = False
         self._accounts.clear()  # may name accounts created by the rolled-back transaction
         self._forget_totals()  # may hold totals written by the rolled-back transaction
+        self._pending_notes.clear()  # they belonged to it
         self._restore_synchronous()
 
     def _restore_synchronous(self) -> None:
@@ -408,6 +412,8 @@ class SqliteLedger:
         raises, as any failed write does.
         """
         try:
+            if self._pending_notes:
+                self._flush_notes(conn)
             conn.execute("UPDATE ledger_meta SET value = ? WHERE name = 'next_offset'", (self._next_offset,))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -449,6 +455,20 @@ class SqliteLedger:
             return
         conn.executemany(_UPSERT_ORDER_TOTAL, [(aid, order_id, str(q)) for (aid, order_id), q in pending.items()])
         pending.clear()
+
+    def _flush_notes(self, conn: sqlite3.Connection) -> None:
+        """Write the held-back notes of live and ended orders (inside the open transaction)."""
+        notes, self._pending_notes = self._pending_notes, {}
+        live = [
+            (aid, ref.order_id, ref.client_id, ref.instrument, ref.created_at)
+            for (aid, _), ref in notes.items()
+            if ref is not None
+        ]
+        ended = [key for key, ref in notes.items() if ref is None]
+        if live:
+            conn.executemany(_UPSERT_LIVE_ORDER, live)
+        if ended:
+            conn.executemany("DELETE FROM live_orders WHERE aid = ? AND order_id = ?", ended)
 
     def _remember_total(self, key: tuple[int, str], total: Decimal) -> None:
         totals = self._totals
@@ -611,30 +631,40 @@ class SqliteLedger:
                 raise UsageError(msg)
         if not live and not ended:
             return
-        with self._writing("note live orders", ack=True) as conn:
+        # Held back and written at the commit, in one statement each for live and ended
+        # orders (like the order totals); the transaction is opened now, so the commit
+        # has one to write them in.
+        with self._writing("note live orders", ack=True, flush=False) as conn:
             aid = self._account_id(conn, venue, account, create=True)
-            if live:
-                conn.executemany(_UPSERT_LIVE_ORDER, [(aid, r.order_id, r.client_id, r.instrument) for r in live])
-            if ended:
-                conn.executemany(
-                    "DELETE FROM live_orders WHERE aid = ? AND order_id = ?", [(aid, order_id) for order_id in ended]
-                )
+            assert aid is not None  # noqa: S101 - create=True
+            pending = self._pending_notes
+            for ref in live:
+                pending[(aid, ref.order_id)] = ref
+            for order_id in ended:
+                pending[(aid, order_id)] = None
             self._dirty = True
 
     def live_orders(self, *, venue: str, account: str) -> list[OrderRef]:
-        """The orders noted live and not noted ended since (committed or in the open transaction)."""
-        with self._reading("read the live orders of", account) as conn:
+        """The orders noted live and not noted ended since (committed or not), by order id."""
+        with self._reading("read the live orders of", account, flush=False) as conn:
             aid = self._account_id(conn, venue, account, create=False)
             if aid is None:
                 return []
             rows = conn.execute(
-                "SELECT order_id, client_id, instrument FROM live_orders WHERE aid = ? ORDER BY order_id", (aid,)
+                "SELECT order_id, client_id, instrument, created_at FROM live_orders WHERE aid = ?", (aid,)
             ).fetchall()
+            held = {order_id: ref for (a, order_id), ref in self._pending_notes.items() if a == aid}
         try:
-            return [OrderRef(order_id=r[0], client_id=r[1], instrument=r[2]) for r in rows]
+            refs = {r[0]: OrderRef(order_id=r[0], client_id=r[1], instrument=r[2], created_at=r[3]) for r in rows}
         except (TypeError, ValueError) as exc:
             msg = f"fill ledger {self._path!r}: a live order of {account!r} is unreadable: {exc}"
             raise LedgerCorruptError(msg, path=self._path) from exc
+        for order_id, ref in held.items():
+            if ref is None:
+                refs.pop(order_id, None)
+            else:
+                refs[order_id] = ref
+        return [refs[order_id] for order_id in sorted(refs)]
 
     def bust(self, bust: FillBust) -> BustResult:
         """Tombstone a fill id once; see :class:`~reconcile_core.typing.FillLedger`."""
@@ -823,10 +853,13 @@ class SqliteLedger:
             if not conn.in_transaction:
                 if self._pending_totals:
                     self._forget_totals()  # their transaction is gone
+                self._pending_notes.clear()
                 return
             try:
                 if self._pending_totals:
                     self._flush_totals(conn)
+                if self._pending_notes:
+                    self._flush_notes(conn)
                 conn.execute("UPDATE ledger_meta SET value = ? WHERE name = 'next_offset'", (self._next_offset,))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -28,8 +28,8 @@ Layout (version 1):
 Version 2 adds:
 
 * ``live_orders``: the orders the reconciler last knew live, per account
-  (id, client id, instrument), so that a new process looks up the ones that
-  ended while no process was watching.
+  (id, client id, instrument, creation time), so that a new process looks
+  up the ones that ended while no process was watching.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ _V2: tuple[str, ...] = (
         order_id TEXT NOT NULL,
         client_id TEXT,
         instrument TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
         PRIMARY KEY (aid, order_id)
     ) WITHOUT ROWID
     """,

@@ -15,6 +15,8 @@ Two rules live here (the ``Session`` docstring states them for users):
   rule, once the consumer has handled the ``OrderUpdated`` that shows the
   order's final state: until then the ledger keeps the order live, so that a
   process that dies first leaves it to the next one to look up and report.
+  Without ``auto_ack`` (where acknowledging is for fills and busts), taking
+  the event counts as handling it.
 """
 
 from __future__ import annotations
@@ -192,14 +194,11 @@ class EventChannel:
         self.flush()
 
     def acknowledge(self, event: Event) -> None:
-        """Acknowledge one fill or bust event, or an order's final state (other events are ignored)."""
+        """Acknowledge one fill or bust event (other events are ignored)."""
         offset = _offset(event)
-        if offset is not None:
-            self._acknowledge_offset(offset)
+        if offset is None:
             return
-        order_id = _ended_order(event)
-        if order_id is not None:
-            self._handled_ended(order_id)
+        self._acknowledge_offset(offset)
 
     def _acknowledge_offset(self, offset: int) -> None:
         self._taken.discard(offset)
@@ -242,8 +241,12 @@ class EventChannel:
             self._taken.add(offset)
             return offset
         order_id = _ended_order(event)
-        if order_id is not None:
-            self._taken_ended.add(order_id)
+        if order_id is None:
+            return None
+        if not self.auto_ack:  # taken counts as handled: nothing to wait for
+            self._handled_ended(order_id)
+            return None
+        self._taken_ended.add(order_id)
         return order_id
 
 

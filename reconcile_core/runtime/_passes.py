@@ -80,6 +80,8 @@ class Reconciliation:
     metrics: Metrics
     #: The last venue time read, and the local monotonic time it was read at.
     _clock: tuple[int, float] | None = attrs.field(init=False, default=None)
+    #: Carried orders (see ``AccountReconciler.carry``) an order-history read already covered.
+    _carried_read: set[str] = attrs.field(init=False, factory=set)
 
     # -- reads with timeouts -------------------------------------------------
 
@@ -205,7 +207,15 @@ class Reconciliation:
                 tally.orders_seen += len(page.items)
                 await gate.merge([*page.items, *page.problems], tally)
 
-            await self.pages("order_history", lambda: source.order_history(since=since), orders_page)
+            # Orders an earlier process left live are read back with the history, from the
+            # oldest one's creation, once: one paged read instead of a lookup per order (the
+            # ones it does not list are looked up one by one, as needs).
+            unread = [r for r in self.reconciler.carried.values() if r.order_id not in self._carried_read]
+            orders_since = since
+            if unread:
+                orders_since = min(since, max(0, min(r.created_at for r in unread) - config.fill_overlap_ms))
+            await self.pages("order_history", lambda: source.order_history(since=orders_since), orders_page)
+            self._carried_read.update(r.order_id for r in unread)
 
             async def fills_page(page: Page[Fill]) -> None:
                 tally.fills_seen += len(page.items)

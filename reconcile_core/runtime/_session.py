@@ -94,7 +94,8 @@ class Session:
     **Orders across restarts.** The ledger keeps the orders that became live
     (if it can: ``FillLedger.note_orders``). An ``OrderUpdated`` that shows
     an order's final state is handled like a fill under the rule above: only
-    once it is acknowledged does the ledger forget the order. A new session
+    once it is acknowledged does the ledger forget the order (with
+    ``auto_ack=False``, once it is taken). A new session
     takes over the orders its ledger still keeps; a complete open-orders
     snapshot that lacks one raises a ``ResolveOrder`` need, so an order that
     ended while no process was watching (or whose final state no consumer
@@ -269,7 +270,7 @@ class Session:
         return iterator
 
     def acknowledge(self, event: Event) -> None:
-        """Acknowledge a handled fill or bust event, or an order's final state (needed with ``auto_ack=False``).
+        """Acknowledge a handled fill or bust event (needed with ``auto_ack=False``).
 
         Other events are ignored. Acknowledging twice is harmless. Raises
         :class:`~reconcile_core.errors.LedgerError` if the ledger cannot be

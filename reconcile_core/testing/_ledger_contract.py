@@ -272,9 +272,9 @@ class FillLedgerContract:
         live = getattr(ledger, "live_orders", None)
         if note is None or live is None:
             pytest.skip("this ledger does not note live orders")
-        a = OrderRef(order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP")
-        b = OrderRef(order_id="order-b", client_id=None, instrument="ETH-USD-PERP")
-        elsewhere = OrderRef(order_id="order-a", client_id=None, instrument="SOL-USD-PERP")
+        a = OrderRef(order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP", created_at=1)
+        b = OrderRef(order_id="order-b", client_id=None, instrument="ETH-USD-PERP", created_at=2**62)
+        elsewhere = OrderRef(order_id="order-a", client_id=None, instrument="SOL-USD-PERP", created_at=0)
         assert list(live(venue="venue", account="account")) == []
         note(venue="venue", account="account", live=[a, b], ended=[])
         note(venue="venue", account="other-account", live=[elsewhere], ended=[])
@@ -592,7 +592,9 @@ class PersistentFillLedgerContract(FillLedgerContract):
         note = getattr(ledger, "note_orders", None)
         if note is None or getattr(ledger, "live_orders", None) is None:
             pytest.skip("this ledger does not note live orders")
-        kept = OrderRef(order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP")
+        kept = OrderRef(
+            order_id="order-a", client_id="client-a", instrument="BTC-USD-PERP", created_at=1_700_000_000_000
+        )
         note(venue="venue", account="account", live=[kept, attrs.evolve(kept, order_id="order-b")], ended=[])
         note(venue="venue", account="account", live=[], ended=["order-b"])
         ledger = self.reopen(ledger, open_ledger)

@@ -274,6 +274,12 @@ async def _raw_pass(client: httpx.AsyncClient, info: dict[str, Any], since: int)
 
 async def _cycles(ledger: SqliteLedger, info: dict[str, Any], repeat: int) -> dict[str, Any]:
     config = SessionConfig(reconcile_interval=3600, silence_timeout=3600)
+    # The simulated venues share the account and this ledger, not their orders: what the last
+    # one left live is no order of this one, and a session would look each of them up.
+    stale = [r.order_id for r in ledger.live_orders(venue=VENUE, account=ACCOUNT)]
+    if stale:
+        ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[], ended=stale)
+        ledger.commit()
     passes: list[float] = []
     raws: list[float] = []
     fills_seen: set[int] = set()

@@ -383,7 +383,7 @@ class TestLiveOrderNotes:
         r.merge(order("o1", status=OrderStatus.NEW, client_id="c1"))
         r.merge(order("o1", status=OrderStatus.OPEN, updated_at=2_000))  # still live: nothing to note
         assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == [
-            OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP")
+            OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP", created_at=1_000)
         ]
         r.merge(order("o1", status=OrderStatus.CANCELED, updated_at=3_000))
         assert ledger.notes == [(["o1"], []), ([], ["o1"])]
@@ -410,7 +410,7 @@ class TestLiveOrderNotes:
 class TestCarriedOrders:
     """Orders an earlier process knew live are looked up when a complete snapshot lacks them."""
 
-    REF = OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP")
+    REF = OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP", created_at=1_000)
 
     def test_a_carried_order_missing_from_a_complete_snapshot_is_resolved(self) -> None:
         ledger = NotingLedger()

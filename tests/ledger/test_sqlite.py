@@ -266,7 +266,7 @@ def test_a_version_1_file_gains_the_live_orders_and_keeps_its_fills(path: Path) 
             fill = make_fill("1")
             ledger.record(fill)
             assert ledger.stats().schema_version == 1
-    ref = OrderRef(order_id="order-1", client_id=None, instrument="BTC-USD-PERP")
+    ref = OrderRef(order_id="order-1", client_id=None, instrument="BTC-USD-PERP", created_at=5)
     with open_ledger(path) as ledger:
         assert ledger.stats().schema_version == SCHEMA_VERSION == 2
         assert ledger.get(fill.key) == fill
@@ -281,19 +281,22 @@ def test_a_version_1_file_gains_the_live_orders_and_keeps_its_fills(path: Path) 
 def test_a_reconciler_merges_orders_over_a_read_only_ledger_without_notes(path: Path) -> None:
     with open_ledger(path) as ledger:
         ledger.note_orders(
-            venue="venue", account="account", live=[OrderRef(order_id="o0", client_id=None, instrument="X")], ended=[]
+            venue="venue",
+            account="account",
+            live=[OrderRef(order_id="o0", client_id=None, instrument="X", created_at=5)],
+            ended=[],
         )
     with SqliteLedger(path, read_only=True) as reader:
         r = AccountReconciler(venue="venue", account="account", ledger=reader)
         step = r.merge(make_order("o1"))
         assert [type(e) for e in step.events] == [OrderUpdated]
         assert reader.live_orders(venue="venue", account="account") == [
-            OrderRef(order_id="o0", client_id=None, instrument="X")
+            OrderRef(order_id="o0", client_id=None, instrument="X", created_at=5)
         ]
 
 
 def test_noting_orders_takes_any_iterable(path: Path) -> None:
-    refs = [OrderRef(order_id=f"o{i}", client_id=None, instrument="X") for i in range(3)]
+    refs = [OrderRef(order_id=f"o{i}", client_id=None, instrument="X", created_at=5) for i in range(3)]
     with open_ledger(path) as ledger:
         ledger.note_orders(venue="venue", account="account", live=(r for r in refs), ended=iter(["o1"]))  # type: ignore[arg-type]
         assert ledger.live_orders(venue="venue", account="account") == [refs[0], refs[2]]

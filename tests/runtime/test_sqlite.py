@@ -129,10 +129,15 @@ class TestLiveOrdersAcrossRestarts:
             account, market=market.symbol, side="BUY", size=market.size_increment * 10, price=Decimal(1), client_id="k1"
         )
         # Older than any watermark below, overlap included: /orders-history, which filters
-        # on created_at, will not list it again.
+        # on created_at, will not list it again from there.
         sim.advance(600_000)
         path = tmp_path / "ledger.db"
-        async with sim, httpx.AsyncClient(transport=sim.http_transport()) as client:
+        requests: list[httpx.Request] = []
+
+        async def record(request: httpx.Request) -> None:
+            requests.append(request)
+
+        async with sim, httpx.AsyncClient(transport=sim.http_transport(), event_hooks={"request": [record]}) as client:
 
             def source() -> ParadexSource:
                 return ParadexSource(
@@ -163,12 +168,20 @@ class TestLiveOrdersAcrossRestarts:
             assert [u.order.status for u in first] == [OrderStatus.NEW]
             with SqliteLedger(path) as ledger:
                 noted = ledger.live_orders(venue="paradex", account=account)
-            assert noted == [OrderRef(order_id=placed.id, client_id="k1", instrument=market.symbol)]
+            assert noted == [
+                OrderRef(order_id=placed.id, client_id="k1", instrument=market.symbol, created_at=placed.created_at)
+            ]
 
             sim.venue.cancel_order(placed.id)
             sim.advance(600_000)
+            requests.clear()
             second = await one_process()
             assert [(u.order.status, u.previous) for u in second] == [(OrderStatus.CANCELED, None)]
+            # Read back with the order history, from the carried order's creation: no lookup by id.
+            paths = [r.url.path for r in requests]
+            assert f"/v1/orders/{placed.id}" not in paths
+            starts = [int(r.url.params["start_at"]) for r in requests if r.url.path == "/v1/orders-history"]
+            assert min(starts) <= placed.created_at
             with SqliteLedger(path) as ledger:
                 assert ledger.live_orders(venue="paradex", account=account) == []
 
