@@ -118,6 +118,21 @@ class TestManySessions:
                 assert ledger.count(venue=venue.name, account=name) == len(venue.fills(name))
 
 
+def simulated_source(sim: ParadexSimulator, client: httpx.AsyncClient) -> ParadexSource:
+    """A ParadexSource for the simulator's first account, in process, with a fresh read-only token."""
+    account = sim.accounts[0]
+    return ParadexSource(
+        account=account,
+        token=sim.issue_read_only_token(account),
+        env=None,
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        http_client=client,
+        ws_connector=sim.ws_connector,
+        rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
+    )
+
+
 class TestLiveOrdersAcrossRestarts:
     """An order live when one process stopped, and ended before the next started, is reported by the next."""
 
@@ -140,16 +155,7 @@ class TestLiveOrdersAcrossRestarts:
         async with sim, httpx.AsyncClient(transport=sim.http_transport(), event_hooks={"request": [record]}) as client:
 
             def source() -> ParadexSource:
-                return ParadexSource(
-                    account=account,
-                    token=sim.issue_read_only_token(account),
-                    env=None,
-                    rest_url=sim.rest_url,
-                    ws_url=sim.ws_url,
-                    http_client=client,
-                    ws_connector=sim.ws_connector,
-                    rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
-                )
+                return simulated_source(sim, client)
 
             async def one_process() -> list[OrderUpdated]:
                 with SqliteLedger(path) as ledger:
@@ -202,16 +208,7 @@ class TestLiveOrdersAcrossRestarts:
         async with sim, httpx.AsyncClient(transport=sim.http_transport()) as client:
 
             def source() -> ParadexSource:
-                return ParadexSource(
-                    account=account,
-                    token=sim.issue_read_only_token(account),
-                    env=None,
-                    rest_url=sim.rest_url,
-                    ws_url=sim.ws_url,
-                    http_client=client,
-                    ws_connector=sim.ws_connector,
-                    rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
-                )
+                return simulated_source(sim, client)
 
             async def read_until_connected(session: Session) -> None:
                 async for event in session.events():
