@@ -35,7 +35,7 @@ from ._events import (
     ResolveOrder,
     Severity,
 )
-from ._ledger import OrderRef, RecordOutcome, RecordResult
+from ._ledger import MAX_REF_MS, OrderRef, RecordOutcome, RecordResult
 from ._types import (
     Fill,
     FillBust,
@@ -125,9 +125,7 @@ class AccountReconciler:
     _reported: dict[Hashable, None] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        live_orders = getattr(self.ledger, "live_orders", None)
-        if live_orders is not None:  # what an earlier process left live: see carry()
-            self.carry(live_orders(venue=self.venue, account=self.account))
+        self.carry_from_ledger()
 
     def __repr__(self) -> str:
         return (
@@ -194,19 +192,37 @@ class AccountReconciler:
             if ref.order_id not in self._orders:
                 self._carried[ref.order_id] = ref
 
+    def carry_from_ledger(self) -> None:
+        """Carry exactly what the ledger keeps live now (``FillLedger.live_orders``), if it keeps any.
+
+        Done on construction; the runtime does it again when a session starts,
+        since the ledger may have changed in between (another session on it).
+        Orders this reconciler knows are not carried.
+        """
+        live_orders = getattr(self.ledger, "live_orders", None)
+        if live_orders is None:
+            return
+        refs = list(live_orders(venue=self.venue, account=self.account))
+        self._carried.clear()
+        self.carry(refs)
+        self._carried_unknown &= self._carried.keys()
+
     def _finish(self, out: _Out) -> MergeStep:
         """The step's output, after noting the orders that became live or ended with the ledger.
 
         A read-only ledger cannot hold notes: it gets none (it still answers
         everything else a merge asks).
         """
-        ended = out.ended if self.note_ended else ()
+        ended = [*out.ended, *out.forget] if self.note_ended else out.forget
         if out.live or ended:
             note: Callable[..., None] | None = getattr(self.ledger, "note_orders", None)
             if note is not None and not getattr(self.ledger, "read_only", False):
                 live = [
                     OrderRef(
-                        order_id=o.order_id, client_id=o.client_id, instrument=o.instrument, created_at=o.created_at
+                        order_id=o.order_id,
+                        client_id=o.client_id,
+                        instrument=o.instrument,
+                        created_at=min(o.created_at, MAX_REF_MS),
                     )
                     for o in out.live.values()
                 ]
@@ -336,17 +352,22 @@ class AccountReconciler:
                     )
         return self._finish(out)
 
-    def resolve_failed(self, order_id: str, *, reason: str) -> MergeStep:
+    def resolve_failed(self, order_id: str, *, reason: str, not_found: bool = False) -> MergeStep:
         """The venue could not account for ``order_id`` (not found, or the read failed).
 
         A live order becomes ``UNKNOWN`` with an ``ORDER_UNKNOWN`` discrepancy,
         once; its :class:`ResolveOrder` need stays outstanding for retries. No
-        terminal state is ever inferred.
+        terminal state is ever inferred. A carried order (see :meth:`carry`)
+        the venue answered it does not know (``not_found``) is reported the
+        same way and stays looked up in this process, but the ledger forgets
+        it: a later process does not carry it again.
         """
         out = _Out()
         current = self._orders.get(order_id)
         if current is None and order_id in self._carried:
             self._carried_unknown.add(order_id)
+            if not_found:
+                out.forget.append(order_id)
             if self._first_report(("unknown-carried", order_id)):
                 out.events.append(
                     Discrepancy(
@@ -490,7 +511,11 @@ class AccountReconciler:
         else:
             was_live = current is not None and current.is_live
         if order.is_live:
-            if not was_live:
+            if not was_live or (
+                current is not None
+                and (current.client_id, current.instrument, current.created_at)
+                != (order.client_id, order.instrument, order.created_at)
+            ):  # new, or what the ledger keeps of it changed
                 out.live[order_id] = order
         elif was_live and out.live.pop(order_id, None) is None:  # noted live before this step: forget it
             out.ended.append(order_id)
@@ -774,6 +799,8 @@ class _Out:
     #: Orders that became live in this step, and ids of orders that ended (for the ledger's notes).
     live: dict[str, Order] = attrs.field(factory=dict)
     ended: list[str] = attrs.field(factory=list)
+    #: Ids the ledger must forget whoever notes ended orders (carried ones the venue does not know).
+    forget: list[str] = attrs.field(factory=list)
 
     def step(self) -> MergeStep:
         return MergeStep(events=tuple(self.events), needs=tuple(self.needs))

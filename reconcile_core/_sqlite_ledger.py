@@ -420,6 +420,10 @@ class SqliteLedger:
             error = translate(exc, path=self._path, action=f"commit the acknowledgements (before trying to {action})")
             self._abort(str(error))
             raise error from exc
+        except Exception as exc:  # a held-back note SQLite refused
+            self._abort(f"{type(exc).__name__} while committing the acknowledgements")
+            msg = f"fill ledger {self._path!r}: the acknowledgements were not committed: {type(exc).__name__}"
+            raise LedgerWriteError(msg, path=self._path) from exc
         self._dirty = False
         self._restore_synchronous()
 
@@ -867,6 +871,11 @@ class SqliteLedger:
                 self._abort(str(error))
                 self._lost = None  # reported right here
                 raise error from exc
+            except Exception as exc:  # a held-back value SQLite refused (not a sqlite3 error): the same
+                self._abort(f"{type(exc).__name__} while writing held-back values")
+                self._lost = None
+                msg = f"fill ledger {self._path!r}: nothing was committed: {type(exc).__name__}: {exc}"
+                raise LedgerWriteError(msg, path=self._path) from exc
             self._dirty = False
             if self._relaxed:
                 self._restore_synchronous()

@@ -48,6 +48,10 @@ class SessionConfig:
     #: How far before the ledger's watermark (venue ms) each backfill starts,
     #: to absorb clock skew and late settlement.
     fill_overlap_ms: int = attrs.field(default=60_000, validator=_count(0))
+    #: How far back (venue ms) a pass reads the order history to find the orders
+    #: an earlier process left live (default seven days); older ones are
+    #: looked up one by one.
+    carried_history_ms: int = attrs.field(default=7 * 86_400_000, validator=_count(0))
     #: Where the first backfill starts (venue ms) when the ledger has no
     #: watermark for the account yet. ``0`` reads the whole history.
     initial_backfill_since: int = attrs.field(default=0, validator=_count(0))

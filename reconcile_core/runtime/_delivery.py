@@ -243,8 +243,11 @@ class EventChannel:
         order_id = _ended_order(event)
         if order_id is None:
             return None
-        if not self.auto_ack:  # taken counts as handled: nothing to wait for
-            self._handled_ended(order_id)
+        if not self.auto_ack:
+            # Taken counts as handled. Written at the next flush, never here: a failure
+            # here would lose the event just taken.
+            if self.note_ended is not None:
+                self._ended.append(order_id)
             return None
         self._taken_ended.add(order_id)
         return order_id

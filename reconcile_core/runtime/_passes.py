@@ -207,15 +207,7 @@ class Reconciliation:
                 tally.orders_seen += len(page.items)
                 await gate.merge([*page.items, *page.problems], tally)
 
-            # Orders an earlier process left live are read back with the history, from the
-            # oldest one's creation, once: one paged read instead of a lookup per order (the
-            # ones it does not list are looked up one by one, as needs).
-            unread = [r for r in self.reconciler.carried.values() if r.order_id not in self._carried_read]
-            orders_since = since
-            if unread:
-                orders_since = min(since, max(0, min(r.created_at for r in unread) - config.fill_overlap_ms))
-            await self.pages("order_history", lambda: source.order_history(since=orders_since), orders_page)
-            self._carried_read.update(r.order_id for r in unread)
+            await self.pages("order_history", lambda: source.order_history(since=since), orders_page)
 
             async def fills_page(page: Page[Fill]) -> None:
                 tally.fills_seen += len(page.items)
@@ -228,6 +220,7 @@ class Reconciliation:
                 await gate.merge([*page.items, *page.problems], tally)
 
             await self.pages("busts", lambda: source.busts(since=since), busts_page)
+            await self._read_carried(tally, since=since, now=started_at, on_page=orders_page)
 
             complete_up_to = max(0, started_at - source.settlement_lag_ms)
             await self.serve_needs(tally, complete_up_to=complete_up_to)
@@ -300,6 +293,30 @@ class Reconciliation:
             tally,
         )
 
+    async def _read_carried(
+        self, tally: Tally, *, since: int, now: int, on_page: Callable[[Page[Order]], Awaitable[None]]
+    ) -> None:
+        """Read back the orders an earlier process left live with the order history, once each.
+
+        One paged read from the oldest one's creation (at most
+        ``carried_history_ms`` back) instead of a lookup per order; the ones it
+        does not list are looked up one by one, as needs. Tried once per
+        order and process, and its failure does not fail the pass (the
+        lookups remain).
+        """
+        unread = [r for r in self.reconciler.carried.values() if r.order_id not in self._carried_read]
+        if not unread:
+            return
+        self._carried_read.update(r.order_id for r in unread)
+        start = max(0, min(r.created_at for r in unread) - self.config.fill_overlap_ms)
+        start = max(start, now - self.config.carried_history_ms)
+        if start >= since:
+            return  # the pass's own order history covered them
+        try:
+            await self.pages("order_history", lambda: self.source.order_history(since=start), on_page)
+        except SourceFailedError as failed:
+            await self.report(failed, tally, during="the read of the orders an earlier process left live")
+
     # -- needs ---------------------------------------------------------------
 
     async def serve_needs(self, tally: Tally, *, complete_up_to: int) -> bool:
@@ -353,7 +370,10 @@ class Reconciliation:
             reason = "the venue does not know it"
         else:
             reason = "the venue's answer is older than the local state"
-        await self.gate.step(lambda: self.reconciler.resolve_failed(need.order_id, reason=reason), tally)
+        not_found = failure is None and order is None
+        await self.gate.step(
+            lambda: self.reconciler.resolve_failed(need.order_id, reason=reason, not_found=not_found), tally
+        )
         return failure is None
 
     async def _fetch_order(self, need: ResolveOrder) -> Order | None:

@@ -467,6 +467,7 @@ class Session:
         return note_ended
 
     async def _main(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._reconciler.carry_from_ledger()  # the ledger as it is now, not when the session was made
         await self._redeliver()
         self._spawn(task_group, "merger", self._merge_hints)
         await self._connection_loop()

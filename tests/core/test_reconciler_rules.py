@@ -381,7 +381,7 @@ class TestLiveOrderNotes:
         ledger = NotingLedger()
         r = make(ledger)
         r.merge(order("o1", status=OrderStatus.NEW, client_id="c1"))
-        r.merge(order("o1", status=OrderStatus.OPEN, updated_at=2_000))  # still live: nothing to note
+        r.merge(order("o1", status=OrderStatus.OPEN, client_id="c1", updated_at=2_000))  # still live: no note
         assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == [
             OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP", created_at=1_000)
         ]
@@ -470,6 +470,45 @@ class TestCarriedOrders:
         r = make(ledger)  # process 2, used without the runtime: it carries o1
         r.merge(order("o1", status=OrderStatus.CANCELED, client_id="c1", updated_at=5_000))
         assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == []
+
+    def test_a_carried_order_the_venue_does_not_know_is_forgotten_by_the_ledger(self) -> None:
+        ledger = NotingLedger()
+        ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[self.REF], ended=[])
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=ledger, note_ended=False)
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        r.resolve_failed("o1", reason="the read failed")  # not an answer: the ledger keeps it
+        assert [ref.order_id for ref in ledger.live_orders(venue=VENUE, account=ACCOUNT)] == ["o1"]
+        r.resolve_failed("o1", reason="the venue does not know it", not_found=True)
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == []
+        assert r.carried_unknown == ("o1",)  # still looked up in this process
+        assert r.needs == (ResolveOrder(order_id="o1", client_id="c1"),)
+
+    def test_carry_from_ledger_takes_the_ledger_as_it_is_now(self) -> None:
+        ledger = NotingLedger()
+        ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[self.REF], ended=[])
+        r = make(ledger)
+        other = OrderRef(order_id="o2", client_id=None, instrument="ETH-PERP", created_at=2_000)
+        ledger.note_orders(venue=VENUE, account=ACCOUNT, live=[other], ended=["o1"])  # another session's work
+        r.carry_from_ledger()
+        assert r.carried == {"o2": other}
+
+    def test_what_the_ledger_keeps_of_a_live_order_follows_its_newer_versions(self) -> None:
+        ledger = NotingLedger()
+        r = make(ledger)
+        r.merge(order("o1", status=OrderStatus.NEW, client_id=None, created_at=900, updated_at=900))
+        r.merge(order("o1", status=OrderStatus.OPEN, client_id="c1", created_at=100, updated_at=1_000))
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == [
+            OrderRef(order_id="o1", client_id="c1", instrument="BTC-PERP", created_at=100)
+        ]
+        r.merge(order("o1", status=OrderStatus.OPEN, client_id="c1", created_at=100, updated_at=2_000))
+        assert len(ledger.notes) == 2  # nothing it keeps changed
+
+    def test_a_creation_time_beyond_what_a_ledger_stores_is_noted_at_the_limit(self) -> None:
+        ledger = NotingLedger()
+        make(ledger).merge(order("o1", created_at=2**64, updated_at=2**64))
+        assert [ref.created_at for ref in ledger.live_orders(venue=VENUE, account=ACCOUNT)] == [2**63 - 1]
+        with pytest.raises(ValueError, match="at most"):
+            OrderRef(order_id="o1", client_id=None, instrument="X", created_at=2**63)
 
     def test_with_note_ended_off_only_live_orders_are_noted(self) -> None:
         ledger = NotingLedger()

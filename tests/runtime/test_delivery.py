@@ -298,6 +298,8 @@ class TestAcknowledgement:
             await session.reconcile_now()
             events = session.events()
             await _next_order(events, placed.order_id)  # acknowledging is for fills: taken is handled
+            assert [r.order_id for r in ledger.live_orders(**live)] == [placed.order_id]  # at the next flush
+            await _catch_up(events)
             assert ledger.live_orders(**live) == []
 
     async def test_redelivery_comes_first_and_in_offset_order(self) -> None:

@@ -9,7 +9,16 @@ import anyio
 import httpx
 import pytest
 
-from reconcile_core import CycleSummary, FillRecorded, OrderRef, OrderStatus, OrderUpdated
+from reconcile_core import (
+    CycleSummary,
+    DiscrepancyKind,
+    FillRecorded,
+    MemoryLedger,
+    OrderRef,
+    OrderStatus,
+    OrderUpdated,
+)
+from reconcile_core.errors import TransportError
 from reconcile_core.runtime import Session
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing import FakeVenue, FaultySource
@@ -237,3 +246,42 @@ class TestLiveOrdersAcrossRestarts:
                     await read_until_connected(session)
                 assert ledger.live_orders(venue="paradex", account=account) == []  # handled, then noted
             assert [(e.order.status, e.previous) for e in handled[1:]] == [(OrderStatus.CANCELED, None)]
+
+
+class TestCarriedOrdersCost:
+    """What an earlier process left live costs a bounded amount, once; one the venue does not know ends."""
+
+    async def test_the_read_back_is_tried_once_and_its_failure_does_not_fail_the_pass(self) -> None:
+        venue = FakeVenue(seed=11)
+        source = FaultySource(venue)
+        ledger = MemoryLedger()
+        watermark = venue.now
+        ledger.advance_watermark(venue=venue.name, account="main", value=watermark)
+        ghost = OrderRef(order_id="ghost", client_id=None, instrument="BTC-PERP", created_at=watermark - 10**6)
+        ledger.note_orders(venue=venue.name, account="main", live=[ghost], ended=[])
+        reads: list[int] = []
+
+        def before_rest(method: str) -> None:
+            if method == "order_history":
+                reads.append(0)
+                if len(reads) == 2:  # the read back from the ghost's creation
+                    raise TransportError("the long read failed (scripted)")
+
+        source.before_rest = before_rest
+        async with Session(source, ledger, config=fast()) as session, anyio.create_task_group() as tg:
+            collector = Collector(session)
+            await tg.start(collector.run)
+            summary = await collector.wait_summary("connect")
+            assert summary.ok  # the pass went on without it
+            assert [d.subject for d in collector.discrepancies(DiscrepancyKind.SOURCE_ERROR)] == [
+                "source order_history"
+            ]
+            assert len(reads) == 2
+            # The venue does not know the ghost: reported, counted as unknown, and forgotten by the ledger.
+            unknown = collector.discrepancies(DiscrepancyKind.ORDER_UNKNOWN)
+            assert [d.subject for d in unknown] == ["order ghost"]
+            assert session.health().unknown_orders == 1
+            assert ledger.live_orders(venue=venue.name, account="main") == []
+            await session.reconcile_now()
+            assert len(reads) == 3  # no second read back
+            tg.cancel_scope.cancel()
