@@ -145,10 +145,10 @@ class SqliteLedger:
     in the operating system's cache); a power cut or an OS crash may undo the
     last ones, and those entries are then delivered again, marked as
     redeliveries, as after any crash before an acknowledgement was committed.
-    Notes of live and ended orders (:meth:`note_orders`) are treated the same
-    way: alone in a transaction, they commit without an ``fsync``. Fills,
-    busts, conflicts, watermarks and order totals always get the configured
-    durability.
+    Notes of ended orders (:meth:`note_orders`) are treated the same way:
+    with acknowledgements only, they commit without an ``fsync``. Fills,
+    busts, conflicts, watermarks, order totals and notes of live orders
+    always get the configured durability.
 
     **One writer.** The ledger holds an exclusive lock on ``<path>.lock`` for
     its lifetime. A second ledger on the same file, in this process or any
@@ -619,10 +619,10 @@ class SqliteLedger:
     def note_orders(self, *, venue: str, account: str, live: Sequence[OrderRef], ended: Sequence[str]) -> None:
         """Remember ``live`` orders and forget ``ended`` ones (order ids), in the open transaction.
 
-        A transaction that holds these notes alone (no fill, bust or
-        watermark) commits without an ``fsync``, as acknowledgements do: after
-        a power cut the last notes may be missing, and an order noted live then
-        is not looked up by the next process (as if it had never been noted).
+        Live orders get the configured durability. A transaction that holds
+        only acknowledgements and ended orders commits without an ``fsync``:
+        after a power cut the last ended orders may be back, and the next
+        process reports their final state once more.
         """
         live, ended = list(live), list(ended)
         for ref in live:
@@ -637,8 +637,10 @@ class SqliteLedger:
             return
         # Held back and written at the commit, in one statement each for live and ended
         # orders (like the order totals); the transaction is opened now, so the commit
-        # has one to write them in.
-        with self._writing("note live orders", ack=True, flush=False) as conn:
+        # has one to write them in. A live order lost to a power cut would go unreported
+        # if it ends unwatched, so it gets the configured durability; an ended one lost
+        # is only reported once more, so it may commit without an fsync.
+        with self._writing("note live orders", ack=not live, flush=False) as conn:
             aid = self._account_id(conn, venue, account, create=True)
             assert aid is not None  # noqa: S101 - create=True
             pending = self._pending_notes

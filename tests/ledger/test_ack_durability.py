@@ -28,7 +28,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconcile_core import RecordOutcome
+from reconcile_core import OrderRef, RecordOutcome
 from reconcile_core.errors import LedgerError, LedgerWriteError
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing._ledger_contract import make_bust, make_fill
@@ -115,6 +115,18 @@ def test_an_acknowledgement_only_transaction_commits_at_normal(path: Path) -> No
         assert undelivered(ledger) == [second + 1]
         assert committed_outbox(path) == [second + 1]
         assert ledger.integrity_check() == []
+
+
+def test_live_orders_are_noted_durably_and_ended_ones_like_acknowledgements(path: Path) -> None:
+    ref = OrderRef(order_id="o1", client_id=None, instrument="BTC-USD-PERP", created_at=1)
+    with SqliteLedger(path) as ledger:
+        spy = spy_on(ledger)
+        ledger.note_orders(venue="venue", account="account", live=[ref], ended=[])
+        ledger.commit()
+        ledger.note_orders(venue="venue", account="account", live=[], ended=["o1"])
+        ledger.commit()
+        assert spy.commits() == [FULL, NORMAL]
+        assert level(spy) == FULL
 
 
 WRITES: dict[str, Callable[[SqliteLedger], object]] = {
