@@ -77,6 +77,14 @@ class ReconcilerStats:
     evicted_orders: int = 0
 
 
+def order_notes(ledger: FillLedger) -> Callable[..., None] | None:
+    """The ledger's ``note_orders``, if it keeps live orders and can be written (else ``None``)."""
+    note: Callable[..., None] | None = getattr(ledger, "note_orders", None)
+    if note is None or getattr(ledger, "read_only", False):
+        return None
+    return note
+
+
 def _need_key(need: Need) -> Hashable:
     if isinstance(need, ResolveOrder):
         return ("resolve", need.order_id)
@@ -215,8 +223,8 @@ class AccountReconciler:
         """
         ended = [*out.ended, *out.forget] if self.note_ended else out.forget
         if out.live or ended:
-            note: Callable[..., None] | None = getattr(self.ledger, "note_orders", None)
-            if note is not None and not getattr(self.ledger, "read_only", False):
+            note = order_notes(self.ledger)
+            if note is not None:
                 live = [
                     OrderRef(
                         order_id=o.order_id,

@@ -203,8 +203,7 @@ class EventChannel:
     def _acknowledge_offset(self, offset: int) -> None:
         self._taken.discard(offset)
         self._pending.append(offset)
-        if self._closed or len(self._pending) + len(self._ended) >= self.ack_batch:
-            self.flush()
+        self._flush_if_due()
         self.on_change()
 
     def _handled_ended(self, order_id: str) -> None:
@@ -212,6 +211,10 @@ class EventChannel:
         if self.note_ended is None:
             return
         self._ended.append(order_id)
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        """Flush once ``ack_batch`` acknowledgements and ended orders are pending, or at once when closed."""
         if self._closed or len(self._pending) + len(self._ended) >= self.ack_batch:
             self.flush()
 

@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from reconcile_core import errors
 from reconcile_core._events import CycleSummary, Discrepancy, DiscrepancyKind, Event, Severity
-from reconcile_core._reconciler import AccountReconciler
+from reconcile_core._reconciler import AccountReconciler, order_notes
 from reconcile_core._types import Order, OrderStatus, Position
 from reconcile_core.typing import FillLedger, Hint, StateSource
 
@@ -456,8 +456,8 @@ class Session:
 
     def _note_ended_orders(self) -> Callable[[list[str]], None] | None:
         """Notes ended orders with the ledger, if it keeps live orders (and can be written)."""
-        note = getattr(self._ledger, "note_orders", None)
-        if note is None or getattr(self._ledger, "read_only", False):
+        note = order_notes(self._ledger)
+        if note is None:
             return None
         venue, account = self._venue, self._account
 
