@@ -174,8 +174,8 @@ class ParadexSource:
         self._settlement_lag_ms = settlement_lag_ms
         self._page_size = page_size
         self._clock: Clock = clock if clock is not None else SystemClock()
-        #: The venue clock minus ours (ms), from the last server_time(); None before the first.
-        self._venue_offset_ms: float | None = None
+        #: The venue clock (ms) as the last server_time() read it; None before the first.
+        self._venue_read_ms: int | None = None
         self._rest = ParadexRestClient(
             rest_url=rest,
             account=account,
@@ -319,18 +319,23 @@ class ParadexSource:
         ``/positions`` may list only open positions, so a position closed
         after every listed one was last updated would never be judged absent.
         Once :meth:`server_time` has read the venue clock, a complete snapshot
-        that lists any position is taken as current up to the venue time of
-        the read minus the settlement lag (a margin for a lagging replica). An
-        empty list keeps no ``as_of``: it may be a venue saying "flat", or a
-        broken answer, so absence there is a discrepancy, not a close.
+        is taken as current up to that reading minus the settlement lag (a
+        margin for a lagging replica), an empty one too: a venue that lists
+        only open positions answers an empty list when the account is flat,
+        and a lagging replica that predates a position omits it from an empty
+        list as from any other. The reading came before this request (a pass
+        reads the clock first), so it is never later than the venue's time of
+        the answer; it is not carried forward by our clock, whose rate need
+        not match the venue's. Before the clock is read, an empty list keeps
+        no ``as_of``: absence there is a discrepancy, not a close.
         """
         self._check_open()
-        read_at = None if self._venue_offset_ms is None else self._clock.now() * 1000 + self._venue_offset_ms
+        read_at = self._venue_read_ms
         parsed = await self._rest.positions()
         _log_problems("positions", parsed.problems)
         snapshot = parsed.value
-        if read_at is not None and snapshot.complete and snapshot.positions:
-            current_to = int(read_at) - self._settlement_lag_ms
+        if read_at is not None and snapshot.complete:
+            current_to = read_at - self._settlement_lag_ms
             if snapshot.as_of is None or current_to > snapshot.as_of:
                 snapshot = attrs.evolve(snapshot, as_of=current_to)
         return snapshot
@@ -411,10 +416,8 @@ class ParadexSource:
     async def server_time(self) -> int:
         """``GET /v1/system/time``, ms; also remembered, to date later snapshots (see :meth:`positions`)."""
         self._check_open()
-        asked = self._clock.now()
         venue_ms = await self._rest.server_time()
-        # The venue read its clock somewhere between asking and the answer: take the middle.
-        self._venue_offset_ms = venue_ms - (asked + self._clock.now()) * 500
+        self._venue_read_ms = venue_ms
         return venue_ms
 
     # -- beyond the protocol ----------------------------------------------------------

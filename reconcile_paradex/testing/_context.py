@@ -34,8 +34,11 @@ class ServerContext:
         faults: FaultInjector,
         cursors: CursorCodec,
         node_id: str,
+        open_positions_only: bool = False,
     ) -> None:
         self.venue = venue
+        #: ``GET /positions`` lists open positions only (the spec's "List open positions").
+        self.open_positions_only = open_positions_only
         self.authority = authority
         self.faults = faults
         self.cursors = cursors

@@ -199,6 +199,8 @@ def _route(context: ServerContext, scope: Scope, fault: RestFault) -> _Response:
         return _page(context, "busts", account, params, as_of=as_of, fault=fault, accept=None, render=_wire.bust_json)
     if parts == ["positions"]:
         positions = venue.positions(account, as_of=as_of)
+        if context.open_positions_only:
+            positions = [p for p in positions if p.size != 0]
         return _Response(200, {"results": [_wire.position_json(p, seq_no=p.seq_no) for p in positions]})
     if parts == ["account"]:
         summary = venue.summary(account, as_of=as_of)

@@ -75,6 +75,11 @@ class ParadexSimulator:
     The truth is guarded by a threading lock: the activity generator may run
     on the caller's loop (or a worker thread) while the loopback server reads
     from its own thread.
+
+    ``open_positions_only=True`` makes ``GET /positions`` list open positions
+    only, as the spec's summary words it ("List open positions"); by default
+    it also lists closed ones (``status: "CLOSED"``, size ``"0"``), as the
+    API reference allows. The ``positions`` channel sends closes either way.
     """
 
     #: Base URLs of the in-process mode (any host works: nothing is resolved).
@@ -92,6 +97,7 @@ class ParadexSimulator:
         activity: ActivityMix | None = None,
         markets: Sequence[MarketSpec] = DEFAULT_MARKETS,
         history_window_ms: int = 60_000,
+        open_positions_only: bool = False,
     ) -> None:
         if isinstance(accounts, int):
             if accounts < 1:
@@ -126,6 +132,7 @@ class ParadexSimulator:
             faults=self._faults,
             cursors=CursorCodec(_derive(seed, "cursor")),
             node_id=_derive(seed, "node").hex()[:16],
+            open_positions_only=open_positions_only,
         )
         self._starknet = StarknetKeyRegistry(addresses, jwt_ttl_ms=JWT_TTL_MS)
         self._starknet_keys_made = 0

@@ -430,16 +430,30 @@ async def test_the_history_search_for_one_order_reads_at_most_100_pages() -> Non
     assert len(fake.requests_to("/orders-history")) == 100
 
 
-async def test_a_positions_snapshot_is_current_to_the_venue_clock_minus_the_lag_once_read() -> None:
+async def test_a_positions_snapshot_is_current_to_the_venue_clock_reading_minus_the_lag() -> None:
     # /positions may list only open ones: a position closed after the listed ones were last
     # updated must still be judged absent (flat), so as_of cannot be the newest listed time.
     fake = FakeParadex()
     fake.positions = [position_payload("BTC-USD-PERP", "1", last_updated_at=1_000, created_at=1_000)]
     async with paradex_source(fake, settlement_lag_ms=120_000) as source:
         assert (await source.positions()).as_of == 1_000  # the venue clock not read yet
-        assert await source.server_time() == fake.server_time
-        source.rest._clock.time += 30.0  # 30 s later, by our clock
-        snapshot = await source.positions()
-        assert snapshot.as_of == fake.server_time + 30_000 - 120_000
         fake.positions = []
-        assert (await source.positions()).as_of is None  # an empty list proves nothing
+        assert (await source.positions()).as_of is None  # nothing to judge absence by yet
+        fake.positions = [position_payload("BTC-USD-PERP", "1", last_updated_at=1_000, created_at=1_000)]
+        assert await source.server_time() == fake.server_time
+        read = fake.server_time
+        # Not carried forward by our clock: its rate need not be the venue's (a venue whose
+        # clock ran slower would see positions it still lists judged flat).
+        source.rest._clock.time += 30.0
+        fake.server_time += 5_000
+        snapshot = await source.positions()
+        assert snapshot.as_of == read - 120_000
+        # A venue listing only open positions answers an empty list once the account is flat
+        # everywhere: it is as current as any other answer (else the positions stayed open).
+        fake.positions = []
+        empty = await source.positions()
+        assert empty.complete
+        assert empty.positions == ()
+        assert empty.as_of == read - 120_000
+        assert await source.server_time() == read + 5_000
+        assert (await source.positions()).as_of == read + 5_000 - 120_000

@@ -265,6 +265,27 @@ async def test_positions_list_every_market_ever_traded() -> None:
     assert (positions["SOL-USD-PERP"]["size"], positions["SOL-USD-PERP"]["side"]) == ("-3", "SHORT")
 
 
+async def test_positions_list_open_ones_only_on_request() -> None:
+    # The spec's summary of GET /positions is "List open positions": a venue may leave closed ones out.
+    sim = ParadexSimulator(seed=9, accounts=1, open_positions_only=True)
+    account = sim.accounts[0]
+    venue = sim.venue
+    for side, size in (("BUY", 1), ("SELL", 1)):
+        venue.orderless_fill(
+            account, market="ETH-USD-PERP", fill_type="BLOCK_TRADE", side=side, size=Decimal(size), price=Decimal(3500)
+        )
+    token = sim.issue_token(account)
+    async with make_client(sim) as http:
+        _, body, _ = await get(http, "/positions", token)
+        assert body == {"results": []}  # flat everywhere: nothing listed
+        venue.orderless_fill(
+            account, market="SOL-USD-PERP", fill_type="BLOCK_TRADE", side="SELL", size=Decimal(3), price=Decimal(180)
+        )
+        _, body, _ = await get(http, "/positions", token)
+    assert [(p["market"], p["status"], p["size"]) for p in body["results"]] == [("SOL-USD-PERP", "OPEN", "-3")]
+    assert sim.truth(account).positions["ETH-USD-PERP"].size == 0  # the truth keeps the closed one
+
+
 async def test_stale_reads_serve_an_older_state() -> None:
     stale = FaultSettings(rest_stale=1.0, stale_lag_ms=(500, 500))
     sim = ParadexSimulator(seed=10, accounts=1, faults=stale)
