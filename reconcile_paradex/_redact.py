@@ -25,8 +25,14 @@ from typing import Final
 
 __all__ = ["cut", "redact"]
 
-# A JWT: three base64url parts, the first two starting with '{"' encoded.
-_JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# A JWT: three base64url parts, the first two starting with '{"' encoded, perhaps glued to
+# the end of other base64url characters (kept, group 1). Only a run's first "eyJ" can start
+# one (a later one has the same run after it, only shorter), so the search starts at runs
+# and takes the first "eyJ" for good (atomic): tried at every "eyJ" of a long run, it took
+# quadratic time.
+_JWT_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9_-])(?>([A-Za-z0-9_-]*?)eyJ)[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+"
+)
 #: The characters besides letters and digits that tokens are made of (base64, base64url, JWT).
 _TOKEN_MARKS: Final = "._~+/=-"  # noqa: S105 - an alphabet, not a password
 #: A JSON escape of a printable ASCII character, or an escaped backslash (kept as it is).
@@ -59,7 +65,7 @@ def redact(text: str, *secrets: str) -> str:
             text = text.replace(secret, "***")
             if len(secret) >= _MIN_RUN:
                 text = _without_runs(text, secret)
-    text = _JWT_RE.sub("***", text)
+    text = _JWT_RE.sub(r"\1***", text)
     text = _BEARER_RE.sub(lambda m: m.group(1) + "***", text)
     for secret in secrets:
         if len(secret) >= _MIN_PARTIAL:

@@ -62,6 +62,8 @@ logger = logging.getLogger("reconcile_paradex")
 DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
 #: ``Source.WS`` as a constant: reading a member off its class costs more, once per message.
 _WS: Final = Source.WS
+#: What a Discrepancy keeps of a text (the venue's text is redacted before the cut).
+_DETAIL_CHARS: Final = 500
 #: How far before the time in an order id the history search for that order starts (ms).
 _ID_TIME_SLACK_MS: Final = 60_000
 #: Pages of ``/orders-history`` read at most when looking for one order there.
@@ -114,14 +116,20 @@ class _HintStream:
                 if value is not None:  # the usual case: one order or fill, nothing to queue
                     return value
             for hint in source._strict_hints(item):
-                if isinstance(hint, Discrepancy):
-                    redact = connection.redact
-                    hint = attrs.evolve(  # noqa: PLW2901 - the redacted copy replaces it
-                        hint, detail=redact(hint.detail), seen=None if hint.seen is None else redact(hint.seen)
-                    )
-                ready.append(hint)
+                ready.append(_scrubbed(hint, connection) if isinstance(hint, Discrepancy) else hint)
             if ready:
                 return ready.popleft()
+
+
+def _scrubbed(discrepancy: Discrepancy, connection: JsonRpcConnection) -> Discrepancy:
+    """``discrepancy`` with the connection's secrets out of its texts (redacted, then cut to what it keeps)."""
+    quote = connection.quote
+    return attrs.evolve(
+        discrepancy,
+        subject=quote(discrepancy.subject, _DETAIL_CHARS),
+        detail=quote(discrepancy.detail, _DETAIL_CHARS),
+        seen=None if discrepancy.seen is None else quote(discrepancy.seen, _DETAIL_CHARS),
+    )
 
 
 class ParadexSource:

@@ -36,6 +36,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from decimal import Decimal
 from typing import Final, TypeAlias
 from urllib.parse import urlsplit
 
@@ -71,7 +72,7 @@ from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
 from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, fetch_token
 from ._fields import decode_json
-from ._redact import cut, redact
+from ._redact import cut
 from ._wire import Wire, decode_notification
 
 __all__ = [
@@ -96,6 +97,28 @@ DEFAULT_CHANNELS: Final = ("orders.ALL", "fills.ALL", "positions", "tradebusts",
 _REAUTH_CODES: Final = frozenset({40110, 40111})
 _GEO_BLOCK_CODE: Final = 40112
 _EXCERPT_CHARS: Final = 300
+#: The most of a discrepancy's detail worth redacting (a Discrepancy keeps 500 characters).
+_DETAIL_CHARS: Final = 500
+
+
+def _integral(value: object) -> int | None:
+    """A JSON-RPC id or code as an int: an int, or a number with no fraction (``1.0``); else ``None``.
+
+    JSON has one number type, and a server may echo ``1`` as ``1.0`` (which
+    ``decode_json`` reads as a ``Decimal``).
+    """
+    if type(value) is int:
+        return value
+    if isinstance(value, Decimal | float):
+        if isinstance(value, Decimal) and value.is_finite() and value.adjusted() > 18:
+            return None  # beyond 64 bits: never an id of ours (nor worth making an int of)
+        try:
+            number = int(value)
+        except (ArithmeticError, ValueError):  # NaN, infinities
+            return None
+        if number == value and -(2**63) <= number < 2**63:
+            return number
+    return None
 
 
 async def default_connector(url: str) -> anyio.abc.ByteStream:
@@ -271,10 +294,6 @@ class JsonRpcConnection:
         if secret and secret not in self._secrets:
             self._secrets = (*self._secrets, secret)
 
-    def redact(self, text: str) -> str:
-        """``text`` without this connection's secrets, JWTs or bearer values."""
-        return redact(text, *self._secrets)
-
     def quote(self, value: object, limit: int) -> str:
         """At most ``limit`` characters of ``str(value)`` (venue text), redacted before the cut."""
         return cut(str(value), limit, *self._secrets)
@@ -283,7 +302,7 @@ class JsonRpcConnection:
         return Discrepancy(
             kind=DiscrepancyKind.MALFORMED_MESSAGE,
             subject="WebSocket message",
-            detail=self.redact(detail),
+            detail=cut(detail, _DETAIL_CHARS, *self._secrets),
             seen=_excerpt(text, self._secrets),
             severity=Severity.ERROR,
         )
@@ -380,8 +399,9 @@ class JsonRpcConnection:
             self._failure = exc
         self._notify_send.close()
         for call in self._pending.values():
-            call.failure = self._failure
-            call.event.set()
+            if not call.event.is_set():  # an answer that came before the end stands
+                call.failure = self._failure
+                call.event.set()
 
     async def _read_loop(self) -> None:
         settings = self._settings
@@ -504,22 +524,27 @@ class JsonRpcConnection:
         logger.debug("ignoring WebSocket message with method %r", self.quote(message.get("method"), 50))
 
     def _handle_response(self, message: dict[str, object], text: str) -> None:
-        call_id = message.get("id")
-        call = self._pending.get(call_id) if isinstance(call_id, int) and not isinstance(call_id, bool) else None
+        call_id = _integral(message.get("id"))
+        call = self._pending.get(call_id) if call_id is not None else None
         if call is not None:
-            call.response = message
-            call.event.set()
+            if not call.event.is_set():  # a repeated answer changes nothing
+                call.response = message
+                call.event.set()
+            return
+        if message.get("method") == "subscription":
+            # Not an answer to anything: a notification that also carries "result" or "error".
+            self._emit(self._malformed("a subscription notification that also carries result or error", text))
             return
         error = message.get("error")
         code = error.get("code") if isinstance(error, dict) else None
-        if type(code) is int and code in _REAUTH_CODES:
+        if _integral(code) in _REAUTH_CODES:
             self._on_reauth()
             raise ConnectionLostError(
                 f"Paradex invalidated this connection's authentication (error {code}); "
                 "the next connection re-authenticates with a fresh token"
             )
         if code is not None:
-            self._emit(self._malformed(f"unsolicited JSON-RPC error {code}", text))
+            self._emit(self._malformed(f"unsolicited JSON-RPC error {self.quote(code, 50)}", text))
         else:
             logger.debug("ignoring a JSON-RPC answer to an unknown request id")
 
@@ -561,9 +586,10 @@ class JsonRpcConnection:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
-            # Only an int is a JSON-RPC code: anything else (a list, say) is shown, never compared.
-            if type(code) is int:
-                raise _RpcError(what or method, code, str(code), self.quote(message or "", 200))
+            # Only an integer is a JSON-RPC code: anything else (a list, say) is shown, never compared.
+            number = _integral(code)
+            if number is not None:
+                raise _RpcError(what or method, number, str(number), self.quote(message or "", 200))
             raise _RpcError(what or method, None, self.quote(repr(code), 50), self.quote(message or "", 200))
         return response.get("result")
 

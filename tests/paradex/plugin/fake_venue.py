@@ -233,6 +233,12 @@ class FakeParadex:
         self.ignore_pings = False
         #: Answer the upgrade with a close frame in the same write as the 101 (code, reason).
         self.close_with_accept: tuple[int, str] | None = None
+        #: Follow the next answer to a call of this method with a close frame, in the same write
+        #: (method, code, reason): a server that refuses and hangs up at once. Used once.
+        self.close_after_answer: tuple[str, int, str] | None = None
+        #: How answers spell the call's id (default ``str``): JSON has one number type, and a
+        #: server may write 1 as ``1.0``.
+        self.ws_id_spelling: Callable[[int], str] = str
         #: ``GET /orders/{id}`` answers only OPEN and NEW orders, as the spec words it (API.md §3.2).
         self.orders_by_id_open_only = False
         self.subscribe_counts: Counter[str] = Counter()
@@ -447,20 +453,31 @@ class FakeParadex:
         message = json.loads(text)
         method, params, call_id = message.get("method"), message.get("params", {}), message.get("id")
 
+        async def send(body: dict[str, Any]) -> None:
+            text = json.dumps({**body, "id": None}).replace('"id": null', f'"id": {self.ws_id_spelling(call_id)}', 1)
+            close = self.close_after_answer
+            if close is not None and close[0] == method:
+                self.close_after_answer = None
+                both = session.ws.send(TextMessage(data=text)) + session.ws.send(
+                    CloseConnection(code=close[1], reason=close[2])
+                )
+                await session.send_raw(both)
+                return
+            await session.send(TextMessage(data=text))
+
         async def answer(result: object = None, error: tuple[int, str] | None = None) -> None:
             body: dict[str, Any] = {"jsonrpc": "2.0", "id": call_id, "usIn": 1, "usDiff": 1}
             if error is None:
                 body["result"] = result
             else:
                 body["error"] = {"code": error[0], "message": error[1]}
-            await session.send(TextMessage(data=json.dumps(body)))
+            await send(body)
 
         if method == "auth":
             token = params.get("bearer")
             self.ws_auth_tokens.append(token)
             if self.ws_auth_replies:
-                reply = {"jsonrpc": "2.0", "id": call_id, **self.ws_auth_replies.popleft()(token)}
-                await session.send(TextMessage(data=json.dumps(reply)))
+                await send({"jsonrpc": "2.0", "id": call_id, **self.ws_auth_replies.popleft()(token)})
                 return
             if self.ws_auth_errors:
                 code = self.ws_auth_errors.popleft()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import AsyncIterator
 
 import anyio
@@ -20,7 +21,7 @@ from reconcile_core import Discrepancy, Source
 from reconcile_core.errors import ConnectionLostError, ParseError, ReconcileError
 from reconcile_paradex import CallableTokenProvider, parse_fill
 from reconcile_paradex._parse import malformed
-from reconcile_paradex._redact import cut, redact
+from reconcile_paradex._redact import _JWT_RE, cut, redact
 
 from .fake_venue import FakeParadex, fill_payload, paradex_source
 from .test_auth import make_jwt
@@ -128,6 +129,16 @@ def test_redact_leaves_no_twelve_characters_of_a_secret(echo: tuple[str, str]) -
 
 
 # -- the parsers (which do not know the token: JWTs and bearer values) --------------------------------
+
+
+# The JWT pattern as it was: the leftmost "eyJ" with two dot-separated parts after it. It took
+# quadratic time on a long run of "eyJeyJ..."; the pattern in _redact must match the same.
+_JWT_REFERENCE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+
+@given(st.text(alphabet="eyJ.ab-_ Z9", max_size=60))
+def test_the_jwt_pattern_matches_as_the_plain_one_does(text: str) -> None:
+    assert _JWT_RE.sub(r"\1***", text) == _JWT_REFERENCE.sub("***", text)
 
 
 def test_a_parse_error_quoting_a_jwt_shows_none_of_it() -> None:

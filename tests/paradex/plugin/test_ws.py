@@ -121,6 +121,70 @@ async def test_a_notification_with_null_result_or_error_members_is_still_a_notif
     assert fill.key.fill_id == "f1"
 
 
+@pytest.mark.parametrize("result", ["{}", "true", '"ok"'])
+async def test_a_notification_that_also_carries_a_result_is_reported_not_dropped(result: str) -> None:
+    fake = FakeParadex()
+    data = json.dumps(fill_payload("f1"))
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push_text(
+            '{"jsonrpc":"2.0","result":' + result + ',"method":"subscription","params":{"channel":"fills.ALL",'
+            '"data":' + data + "}}"
+        )
+        await fake.push("orders.ALL", order_payload("o1"))
+        problem = await next_hint(hints)
+        assert isinstance(problem, Discrepancy)
+        assert problem.kind is DiscrepancyKind.MALFORMED_MESSAGE
+        assert "also carries result or error" in problem.detail
+        assert isinstance(await next_hint(hints), Order)
+
+
+async def test_a_token_echoed_in_a_channel_name_is_redacted_from_the_discrepancy() -> None:
+    fake = FakeParadex()
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        token = fake.ws_auth_tokens[-1]
+        await fake.push_text(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "subscription",
+                    "params": {"channel": "fills." + token, "data": {"id": "f1", "echo": token}},
+                }
+            )
+        )
+        problem = await next_hint(hints)
+    assert isinstance(problem, Discrepancy)
+    assert problem.subject.startswith("WebSocket fills.")
+    assert all(token not in text for text in (problem.subject, problem.detail, problem.seen or ""))
+
+
+async def test_an_unsolicited_error_with_a_huge_code_is_reported_in_short_without_stalling() -> None:
+    # A megabyte of "eyJeyJ...": the JWT pattern took quadratic time over it (minutes, with
+    # the event loop blocked); the code is cut before anything is redacted.
+    fake = FakeParadex()
+    code = "eyJ" * 350_000
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push_text('{"jsonrpc":"2.0","id":null,"error":{"code":"' + code + '","message":"x"}}')
+        await fake.push("orders.ALL", order_payload("o1"))
+        with anyio.fail_after(30):  # a guard for the old behaviour, not a measurement
+            problem = await next_hint(hints)
+            assert isinstance(await next_hint(hints), Order)
+    assert isinstance(problem, Discrepancy)
+    assert problem.detail.startswith("unsolicited JSON-RPC error eyJeyJ")
+    assert len(problem.detail) < 100
+
+
+@pytest.mark.parametrize("spelling", ["{}.0", "{}e0", "{}.00"])
+async def test_an_answer_spelling_the_id_as_another_json_number_still_answers_the_call(spelling: str) -> None:
+    # JSON has one number type: 1.0 is the id 1 the client sent.
+    fake = FakeParadex()
+    fake.ws_id_spelling = spelling.format
+    settings = WebSocketSettings(rpc_timeout=5)
+    async with paradex_source(fake, ws_settings=settings) as source, source.subscribe() as hints:
+        await fake.push("orders.ALL", order_payload("o1"))
+        assert isinstance(await next_hint(hints), Order)
+    assert fake.ws_connections == 1
+
+
 async def test_orders_and_positions_of_another_account_are_discrepancies_not_hints() -> None:
     # Fills, busts and summaries were checked; orders and positions were taken as this account's.
     fake = FakeParadex()
@@ -287,6 +351,36 @@ async def test_auth_refused_twice_is_an_authentication_error_and_the_next_connec
         assert not source._ws.reauth_needed
     assert forced == [False, True, True]
     assert "tok-" not in str(caught.value)
+
+
+async def test_an_auth_refusal_and_a_close_frame_in_one_read_still_reauthenticates() -> None:
+    # The answer reached its call before the close: the call reports the answer (40111: a
+    # fresh token on a new socket), not the connection that ended right after it.
+    fake = FakeParadex()
+    fake.ws_auth_errors.append(40111)
+    fake.close_after_answer = ("auth", 1008, "auth failed")
+    forced: list[bool] = []
+
+    class Recording(CallableTokenProvider):
+        async def token(self, *, force_refresh: bool = False) -> str:
+            forced.append(force_refresh)
+            return await super().token(force_refresh=force_refresh)
+
+    async with paradex_source(fake, token=Recording(token_minter(fake))) as source, source.subscribe() as hints:
+        await fake.push("orders.ALL", order_payload("o1"))
+        assert isinstance(await next_hint(hints), Order)
+    assert forced == [False, True]
+    assert fake.ws_connections == 2
+
+
+async def test_a_geo_block_and_a_close_frame_in_one_read_is_the_geo_block() -> None:
+    fake = FakeParadex()
+    fake.ws_auth_errors.append(40112)
+    fake.close_after_answer = ("auth", 1008, "restricted")
+    async with paradex_source(fake) as source:
+        with pytest.raises(AuthenticationError, match="GEO_IP_BLOCK"):
+            async with source.subscribe():
+                pass
 
 
 async def test_geo_block_40112_is_an_authentication_error() -> None:

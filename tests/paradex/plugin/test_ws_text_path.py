@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import anyio
-import attrs
 import httpx
 import pytest
 from hypothesis import given, settings
@@ -23,7 +22,7 @@ from reconcile_core import Discrepancy
 from reconcile_core.errors import ConnectionLostError
 from reconcile_core.typing import Hint
 from reconcile_paradex import ParadexSource
-from reconcile_paradex._source import _HintStream
+from reconcile_paradex._source import _HintStream, _scrubbed
 from reconcile_paradex._wire import decode_notification
 from reconcile_paradex._ws import (
     _EXCERPT_CHARS,
@@ -156,12 +155,7 @@ class PlainHintStream(_HintStream):
             if isinstance(item, Discrepancy):
                 return item
             for hint in self._source._hints(item):
-                if isinstance(hint, Discrepancy):
-                    redact = self._connection.redact
-                    hint = attrs.evolve(  # noqa: PLW2901
-                        hint, detail=redact(hint.detail), seen=None if hint.seen is None else redact(hint.seen)
-                    )
-                self._ready.append(hint)
+                self._ready.append(_scrubbed(hint, self._connection) if isinstance(hint, Discrepancy) else hint)
         return self._ready.popleft()
 
 
