@@ -79,23 +79,53 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number")
 
 
-def _bounded_int(text: str) -> int:
+class OutOfRange:
+    """A JSON number :func:`decode_json` does not build: an integer of more than
+    ``MAX_JSON_INT_DIGITS`` digits, or an exponent ``Decimal`` refuses.
+
+    It stands where the number was. No field reader accepts it, so a field
+    that holds one fails alone (one row's discrepancy, not the whole page's),
+    and a field nobody reads (a venue's new one, say) costs nothing.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text[:24]  # enough to recognise it in a message
+
+    def __repr__(self) -> str:
+        return f"<a number out of range: {self.text}...>"
+
+
+def _bounded_int(text: str) -> int | OutOfRange:
     if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
-        raise ValueError(f"integer with {len(text)} digits")
+        return OutOfRange(text)
     return int(text)
+
+
+def _decimal_or_out_of_range(text: str) -> Decimal | OutOfRange:
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent such as 1e99999999999999999999
+        return OutOfRange(text)
 
 
 # One decoder for every call (as json.loads keeps one for its defaults): building
 # a decoder, and its C scanner, costs as much as decoding a small message.
-_DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_int=_bounded_int, parse_constant=_reject_constant)
+_DECODER: Final = json.JSONDecoder(
+    parse_float=_decimal_or_out_of_range, parse_int=_bounded_int, parse_constant=_reject_constant
+)
 
 
 def decode_json(data: str | bytes) -> object:
     """Decode a JSON document; raise :class:`ParseError` for anything that is not sane JSON.
 
-    ``NaN``/``Infinity`` are rejected, non-integral numbers become
-    :class:`~decimal.Decimal` (exact), and integers longer than
-    ``MAX_JSON_INT_DIGITS`` digits are rejected.
+    ``NaN``/``Infinity`` are rejected, and non-integral numbers become
+    :class:`~decimal.Decimal` (exact). A number too large to build (an
+    integer longer than ``MAX_JSON_INT_DIGITS`` digits, an exponent
+    ``Decimal`` refuses) becomes an :class:`OutOfRange` in its place, which
+    every field reader refuses: one bad value costs its own field, not the
+    whole document.
     """
     # What json.loads does before decoding.
     if isinstance(data, str) and data.startswith("\ufeff"):
@@ -112,6 +142,8 @@ def decode_json(data: str | bytes) -> object:
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
+    if isinstance(value, OutOfRange):
+        return "a number out of range"
     return type(value).__name__
 
 

@@ -46,7 +46,7 @@ from reconcile_core import (
 )
 from reconcile_core.errors import ParseError
 
-from ._fields import Fields
+from ._fields import Fields, excerpt
 from ._models import AccountSummary, Balance, Market, Parsed
 from ._redact import cut
 
@@ -373,8 +373,12 @@ def malformed(subject: str, error: ParseError, payload: object) -> Discrepancy:
 def _results(payload: object, what: str) -> list[object]:
     if not isinstance(payload, Mapping):
         raise ParseError(f"{what} response must be a JSON object, got {type(payload).__name__}")
-    results = payload.get("results")
-    if results is None:
+    if "results" not in payload:
+        # Not a listing at all (an error object from a proxy, say): taken as an empty one, it
+        # would let a pass move its watermark past rows it never saw.
+        raise ParseError(f"{what} response has no 'results' (keys: {excerpt(sorted(map(str, payload))[:8])})")
+    results = payload["results"]
+    if results is None:  # an empty list, as Go writes one
         return []
     if not isinstance(results, list):
         raise ParseError(f"{what} response: 'results' must be a list, got {type(results).__name__}", field="results")

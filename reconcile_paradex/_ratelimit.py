@@ -124,7 +124,8 @@ class RetryPolicy:
     time in the upper half of that backoff range (:meth:`after_rate_limit`: a
     ``Retry-After`` in whole seconds rounds a sub-second wait down to ``0``); a
     ``Retry-After`` longer than ``max_retry_after`` is not waited out: the
-    request fails with ``RateLimitedError`` at once.
+    request fails with ``RateLimitedError`` at once, and the account's later
+    requests wait until then (at most 15 minutes from the answer).
     """
 
     attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))

@@ -28,7 +28,7 @@ import random
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -46,7 +46,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, fetch_token
+from ._auth import GEO_BLOCK_MESSAGE, ReadOnlyToken, TokenProvider, fetch_token
 from ._fields import decode_json, is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market, Parsed
 from ._parse import (
@@ -71,8 +71,15 @@ __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
 
 #: Empty pages in a row, each with a ``next`` cursor, after which a listing stops as a venue error.
 _MAX_EMPTY_PAGES: Final = 100
+#: The same rows again, each time with a fresh ``next`` cursor: after this many pages in a row
+#: a listing stops as a venue error (re-signed cursors defeat the repeated-cursor check).
+_MAX_REPEATED_PAGES: Final = 3
+#: The longest a ``Retry-After`` holds the account's later requests back, in seconds.
+_LONGEST_PAUSE: Final = 900.0
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 logger = logging.getLogger("reconcile_paradex.rest")
 
@@ -169,7 +176,9 @@ class ParadexRestClient:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._closed = False
-        self._last_token = ""
+        # The token to scrub from what the venue says: known from the start when it never
+        # changes (a read-only token), else the last one sent.
+        self._last_token = token._secret.reveal() if isinstance(token, ReadOnlyToken) else ""
 
     def __repr__(self) -> str:
         return f"<ParadexRestClient {self._base} account={self._account}>"
@@ -202,6 +211,17 @@ class ParadexRestClient:
 
     def _clean(self, text: str) -> str:
         return redact(text, self._last_token)
+
+    def _parse(self, parse: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``parse(*args, **kwargs)``; a ``ParseError`` comes out redacted.
+
+        It may quote a value the venue echoed back: the token.
+        """
+        try:
+            return parse(*args, **kwargs)
+        except ParseError as exc:
+            error = ParseError(self._clean(str(exc)), field=exc.field)
+        raise error
 
     def _showable(self, exc: BaseException) -> BaseException | None:
         """``exc`` to chain as a cause, or ``None`` if it or anything it chains shows the token.
@@ -275,6 +295,8 @@ class ParadexRestClient:
                     retry_after = _retry_after(response)
                     wait = self._retry.after_rate_limit(attempt, self._rng, retry_after)
                     if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
+                        if retry_after is not None:  # the venue's word holds for the next requests too
+                            self._bucket.pause(self._clock.now(), min(retry_after, _LONGEST_PAUSE))
                         raise RateLimitedError(
                             f"{what}: Paradex rate-limited the account (HTTP 429) after {attempt} attempt(s)"
                             + (f"; it asks to wait {retry_after:g} s" if retry_after is not None else ""),
@@ -364,6 +386,8 @@ class ParadexRestClient:
         cursor: str | None = None
         seen: set[str] = set()
         empty = 0  # pages in a row with no row, each with a next cursor
+        repeated = 0  # pages in a row with the rows of the page before
+        previous: tuple[T, ...] = ()
         while True:
             query: dict[str, str | int] = dict(params)
             if cursor is not None:
@@ -371,7 +395,7 @@ class ParadexRestClient:
             response = await self._get(path, query)
             parsed = None if fast is None else fast(response.content)
             if parsed is None:
-                parsed = parse_page(self._decode(response, f"GET {path}"), what, parse_item)
+                parsed = self._parse(parse_page, self._decode(response, f"GET {path}"), what, parse_item)
             page, next_cursor = parsed
             if page.problems:
                 page = attrs.evolve(page, problems=self._redacted(page.problems))
@@ -385,6 +409,13 @@ class ParadexRestClient:
             if empty >= _MAX_EMPTY_PAGES:
                 # Fresh cursors and no rows, forever: a loop the cursor check cannot see.
                 raise VenueError(f"GET {path}: Paradex returned {empty} empty pages in a row, each with a next cursor")
+            repeated = repeated + 1 if page.items and page.items == previous else 0
+            if repeated >= _MAX_REPEATED_PAGES:
+                # The same page again and again, under fresh cursors: a loop the cursor check cannot see.
+                raise VenueError(
+                    f"GET {path}: Paradex returned the same page {repeated + 1} times in a row, each with a new cursor"
+                )
+            previous = page.items
             seen.add(next_cursor)
             cursor = next_cursor
 
@@ -406,7 +437,7 @@ class ParadexRestClient:
     async def open_orders(self, *, market: str | None = None) -> Parsed[OpenOrdersSnapshot]:
         """``GET /v1/orders``: every open order (a complete snapshot, of one market if given; every page)."""
         params = {"market": market} if market else {}
-        parsed = parse_open_orders(await self._snapshot("/orders", params, "open orders"))
+        parsed = self._parse(parse_open_orders, await self._snapshot("/orders", params, "open orders"))
         if market:
             snapshot = attrs.evolve(parsed.value, instrument=market)
             parsed = Parsed(snapshot, parsed.problems)
@@ -418,7 +449,7 @@ class ParadexRestClient:
         An answer about another order is a :class:`VenueError`.
         """
         path = f"/orders/{_segment(order_id, 'order_id')}"
-        parsed = self._scrubbed(parse_order(await self.get_json(path), source=Source.REST))
+        parsed = self._scrubbed(self._parse(parse_order, await self.get_json(path), source=Source.REST))
         if parsed.value.order_id != order_id:
             raise VenueError(f"GET {path}: Paradex answered with another order, {self._clean(parsed.value.order_id)!r}")
         return parsed
@@ -429,7 +460,7 @@ class ParadexRestClient:
         An answer about an order with another client id is a :class:`VenueError`.
         """
         path = f"/orders/by_client_id/{_segment(client_id, 'client_id')}"
-        parsed = self._scrubbed(parse_order(await self.get_json(path), source=Source.REST))
+        parsed = self._scrubbed(self._parse(parse_order, await self.get_json(path), source=Source.REST))
         if parsed.value.client_id != client_id:
             raise VenueError(
                 f"GET {path}: Paradex answered with an order of another client id, "
@@ -495,24 +526,24 @@ class ParadexRestClient:
 
     async def positions(self) -> Parsed[PositionsSnapshot]:
         """``GET /v1/positions``: the complete positions snapshot (every page, if Paradex pages it)."""
-        return self._scrubbed(parse_positions(await self._snapshot("/positions", {}, "positions")))
+        return self._scrubbed(self._parse(parse_positions, await self._snapshot("/positions", {}, "positions")))
 
     async def account_summary(self) -> Parsed[AccountSummary]:
         """``GET /v1/account``."""
-        return self._scrubbed(parse_account_summary(await self.get_json("/account")))
+        return self._scrubbed(self._parse(parse_account_summary, await self.get_json("/account")))
 
     async def balances(self) -> Parsed[tuple[Balance, ...]]:
         """``GET /v1/balance``."""
-        return self._scrubbed(parse_balances(await self.get_json("/balance")))
+        return self._scrubbed(self._parse(parse_balances, await self.get_json("/balance")))
 
     async def markets(self, *, market: str | None = None) -> Parsed[tuple[Market, ...]]:
         """``GET /v1/markets`` (public)."""
         params = {"market": market} if market else {}
-        return self._scrubbed(parse_markets(await self.get_json("/markets", params, auth=False)))
+        return self._scrubbed(self._parse(parse_markets, await self.get_json("/markets", params, auth=False)))
 
     async def server_time(self) -> int:
         """``GET /v1/system/time`` (public): the venue clock in ms."""
-        return parse_server_time(await self.get_json("/system/time", auth=False))
+        return self._parse(parse_server_time, await self.get_json("/system/time", auth=False))
 
 
 def _segment(value: str, name: str) -> str:

@@ -23,7 +23,7 @@ from reconcile_core import (
     PositionsSnapshot,
     Source,
 )
-from reconcile_core.errors import NotFoundError, ParseError, UsageError
+from reconcile_core.errors import NotFoundError, ParseError, UsageError, VenueError
 from reconcile_core.typing import Hint
 
 from ._auth import ReadOnlyToken, Secret, TokenProvider
@@ -68,6 +68,9 @@ _DETAIL_CHARS: Final = 500
 _ID_TIME_SLACK_MS: Final = 60_000
 #: Pages of ``/orders-history`` read at most when looking for one order there.
 _HISTORY_SEARCH_PAGES: Final = 100
+#: Error codes of the spec's ``ErrorCode`` with which a venue may refuse to show a closed order
+#: on the endpoints that show open ones: the order exists, so the history is read instead.
+_NOT_OPEN_CODES: Final = frozenset({"ORDER_IS_CLOSED", "ORDER_IS_NOT_OPEN"})
 #: Order ids whose first 13 digits are taken as their creation time: within these bounds (ms).
 _ID_TIMES: Final = range(1_500_000_000_000, 10_000_000_000_000)
 
@@ -352,7 +355,8 @@ class ParadexSource:
         """``GET /v1/orders/{id}``; ``None`` when Paradex does not know it.
 
         The spec says that endpoint only returns orders in ``OPEN`` or ``NEW``
-        status (API.md §3.2), so a not-found falls back to
+        status (API.md §3.2), so a not-found (or an ``ORDER_IS_CLOSED`` or
+        ``ORDER_IS_NOT_OPEN`` error, as a venue may word it) falls back to
         ``/orders-history``, from a minute before the creation time that
         Paradex order ids begin with (from the start, for an id that does
         not), taking the newest version of the order found there.
@@ -361,6 +365,10 @@ class ParadexSource:
         try:
             parsed = await self._rest.order(order_id)
         except NotFoundError:
+            return await self._order_in_history(order_id)
+        except VenueError as exc:
+            if exc.code not in _NOT_OPEN_CODES:
+                raise
             return await self._order_in_history(order_id)
         _log_problems(f"order {order_id}", parsed.problems)
         return parsed.value
@@ -387,7 +395,8 @@ class ParadexSource:
         """By client id; ``None`` when Paradex does not know it.
 
         ``GET /v1/orders/by_client_id`` may only list open orders (API.md
-        §3.2), so a not-found falls back to ``/orders-history?client_id=``,
+        §3.2), so a not-found (or an ``ORDER_IS_CLOSED`` or ``ORDER_IS_NOT_OPEN``
+        error) falls back to ``/orders-history?client_id=``,
         taking the newest version found there.
         """
         self._check_open()
@@ -395,6 +404,9 @@ class ParadexSource:
             parsed = await self._rest.order_by_client_id(client_id)
         except NotFoundError:
             pass
+        except VenueError as exc:
+            if exc.code not in _NOT_OPEN_CODES:
+                raise
         else:
             _log_problems(f"order with client id {client_id}", parsed.problems)
             return parsed.value

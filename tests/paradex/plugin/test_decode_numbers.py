@@ -1,11 +1,12 @@
-"""``decode_json`` and numbers ``Decimal`` cannot hold, or an integer field cannot: a ParseError, never
-``decimal.InvalidOperation`` or ``MemoryError``, and never a huge integer built first."""
+"""``decode_json`` and numbers ``Decimal`` cannot hold, or an integer field cannot: a ParseError of the
+field that holds one, never ``decimal.InvalidOperation`` or ``MemoryError``, never a huge integer built
+first, and never the whole document's failure."""
 
 from __future__ import annotations
 
 import pytest
 
-from reconcile_core import Discrepancy, DiscrepancyKind, Source
+from reconcile_core import Discrepancy, Source
 from reconcile_core.errors import ParseError
 from reconcile_paradex import decode_json, parse_fill
 from reconcile_paradex._fields import Fields
@@ -17,20 +18,37 @@ HUGE_EXPONENTS = ["1e99999999999999999999", "-2.5E+99999999999999999999", "1e-99
 
 @pytest.mark.parametrize("number", HUGE_EXPONENTS)
 @pytest.mark.parametrize("as_bytes", [False, True])
-def test_a_float_whose_exponent_decimal_refuses_is_a_parse_error(number: str, as_bytes: bool) -> None:
-    text = '{"results": [{"price": ' + number + "}]}"
-    with pytest.raises(ParseError, match="out of range"):
-        decode_json(text.encode() if as_bytes else text)
+def test_a_float_whose_exponent_decimal_refuses_is_a_parse_error_of_its_field(number: str, as_bytes: bool) -> None:
+    text = '{"results": [{"price": ' + number + ', "size": "1"}]}'
+    payload = decode_json(text.encode() if as_bytes else text)
+    assert isinstance(payload, dict)
+    fields = Fields(payload["results"][0], "fill")
+    assert fields.decimal("size") == 1  # the rest of the document decoded
+    with pytest.raises(ParseError, match=r"'price' must be a decimal string, got <a number out of range"):
+        fields.decimal("price")
 
 
-def test_such_a_websocket_message_is_a_malformed_message_not_a_dead_reader() -> None:
-    data = '{"x":1e99999999999999999999}'
+@pytest.mark.parametrize("number", ["1" * 41, "-" + "3" * 76, "1e99999999999999999999"])
+def test_a_number_out_of_range_in_a_field_nobody_reads_costs_nothing(number: str) -> None:
+    # A venue may add a field (a Starknet felt as a JSON number, say): the fill still parses.
+    payload = decode_json(
+        '{"id":"1","fill_type":"FILL","market":"BTC-USD-PERP","side":"BUY","price":"1","size":"1",'
+        '"created_at":1700000000000,"felt":' + number + "}"
+    )
+    fill = parse_fill(payload, account="0x1", source=Source.REST).value
+    assert fill.key.fill_id == "1"
+
+
+def test_such_a_websocket_message_reaches_the_parser_which_names_the_field_not_a_dead_reader() -> None:
+    data = '{"id":"1","fill_type":"FILL","market":"BTC-USD-PERP","side":"BUY","price":1e99999999999999999999}'
     text = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"fills.ALL","data":' + data + "}}"
     with offline_connection() as connection:
         connection._handle_text(text)
         item = connection._notify_receive.receive_nowait()
-    assert isinstance(item, Discrepancy)
-    assert item.kind is DiscrepancyKind.MALFORMED_MESSAGE
+    assert not isinstance(item, Discrepancy)
+    assert item.channel == "fills.ALL"
+    with pytest.raises(ParseError, match="'price'"):
+        parse_fill(item.data, account="0x1", source=Source.WS)
 
 
 def test_exponents_decimal_holds_still_decode_exactly() -> None:

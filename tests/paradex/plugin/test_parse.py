@@ -34,6 +34,7 @@ from reconcile_paradex import (
     parse_positions,
     parse_server_time,
 )
+from reconcile_paradex._fields import OutOfRange
 from reconcile_paradex._parse import parse_error_body
 from reconcile_paradex._ws import Notification, _Call
 
@@ -432,11 +433,18 @@ def test_page_envelopes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}', "[" * 100_000, '{"a": ' + "9" * 50 + "}", b"\xff\xfe", "{"],
+    ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}', "[" * 100_000, b"\xff\xfe", "{"],
 )
 def test_decode_json_rejects_what_is_not_sane_json(text: str | bytes) -> None:
     with pytest.raises(ParseError):
         decode_json(text)
+
+
+def test_decode_json_builds_no_huge_integer_and_marks_it_out_of_range() -> None:
+    decoded = decode_json('{"a": ' + "9" * 50 + ', "b": 7}')
+    assert isinstance(decoded, dict)
+    assert isinstance(decoded["a"], OutOfRange)
+    assert decoded["b"] == 7
 
 
 def test_decode_json_keeps_decimals_exact() -> None:

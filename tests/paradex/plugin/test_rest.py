@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 
@@ -159,6 +160,103 @@ async def test_a_retry_after_longer_than_allowed_fails_at_once() -> None:
         with pytest.raises(RateLimitedError, match="3600"):
             await source.positions()
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(("asked", "held"), [(120, 120.0), (86_400, 900.0)])
+async def test_a_retry_after_not_waited_out_still_holds_back_the_next_request(asked: int, held: float) -> None:
+    # The request fails at once, but the venue's word stands: the account's next request
+    # waits until then (at most 15 minutes), instead of being sent a second later.
+    fake = FakeParadex()
+    fake.script("/positions", 429, {}, headers={"Retry-After": str(asked)})
+    clock = FakeClock()
+    async with paradex_source(fake, clock=clock) as source:
+        with pytest.raises(RateLimitedError):
+            await source.positions()
+        await source.positions()
+    assert clock.sleeps == [held]
+    assert len(fake.requests_to("/positions")) == 2
+
+
+async def test_the_same_rows_under_fresh_cursors_stop_with_a_venue_error() -> None:
+    # Re-signed cursors defeat the repeated-cursor check; the repeated rows do not.
+    fake = FakeParadex()
+    for n in range(10):
+        fake.script("/fills", 200, {"next": f"cursor-{n}", "prev": None, "results": [fill_payload("f1", created_at=1)]})
+    async with paradex_source(fake) as source:
+        with pytest.raises(VenueError, match="same page 4 times in a row"):
+            [p async for p in source.fills(since=0)]
+    assert len(fake.requests_to("/fills")) == 4
+
+
+@pytest.mark.parametrize("body", [{}, {"error": "SERVICE_UNAVAILABLE", "message": "try later", "data": None}])
+async def test_a_listing_without_results_is_an_error_not_an_empty_page(body: dict[str, object]) -> None:
+    # Taken as empty, it let a pass move its watermark past fills it never read.
+    fake = FakeParadex()
+    fake.fills = [fill_payload("f1", created_at=1)]
+    fake.script("/fills", 200, body)
+    async with paradex_source(fake) as source:
+        with pytest.raises(VenueError, match="no 'results'"):
+            [p async for p in source.fills(since=0)]
+        pages = [p async for p in source.fills(since=0)]
+    assert [f.key.fill_id for f in pages[0].items] == ["f1"]
+    fake.positions = []
+    fake.script("/positions", 200, {"results": None})  # null is an empty list, as Go writes one
+    async with paradex_source(fake) as source:
+        assert (await source.positions()).positions == ()
+
+
+@pytest.mark.parametrize("code", ["ORDER_IS_CLOSED", "ORDER_IS_NOT_OPEN"])
+async def test_a_closed_order_refused_with_its_own_code_is_read_from_the_history(code: str) -> None:
+    # The spec's ErrorCode has these; the endpoints show open orders only, so the order exists.
+    fake = FakeParadex()
+    fake.orders["o1"] = order_payload("o1", client_id="c1", status="CLOSED", remaining_size="0")
+    fake.script("/orders/o1", 400, {"error": code, "message": "order is closed", "data": None})
+    fake.script("/orders/by_client_id/c1", 400, {"error": code, "message": "order is closed", "data": None})
+    async with paradex_source(fake) as source:
+        by_id = await source.order("o1")
+        by_client_id = await source.order_by_client_id("c1")
+    assert by_id is not None
+    assert by_id.status is OrderStatus.FILLED
+    assert by_client_id == by_id
+
+
+async def test_another_order_error_code_is_still_an_error() -> None:
+    fake = FakeParadex()
+    fake.script("/orders/o1", 400, {"error": "VALIDATION_ERROR", "message": "bad", "data": None})
+    async with paradex_source(fake) as source:
+        with pytest.raises(VenueError, match="VALIDATION_ERROR"):
+            await source.order("o1")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "call"),
+    [
+        ("/system/time", {"server_time": "{token}"}, "server_time"),
+        ("/orders/o1", {"id": "o1", "size": ["{token}"]}, "order"),
+        ("/fills", {"next": ["{token}"], "results": []}, "fills"),
+    ],
+)
+async def test_a_parse_error_of_a_whole_answer_never_shows_the_token(
+    path: str, body: dict[str, object], call: str
+) -> None:
+    fake = FakeParadex()
+    token = "plain-read-only-token-0123456789"  # noqa: S105 - a test value
+    fake.valid_tokens.add(token)
+    echoed = json.loads(json.dumps(body).replace("{token}", token))
+    fake.script(path, 200, echoed)
+    async with paradex_source(fake, token=token) as source:
+
+        async def read() -> object:
+            if call == "server_time":
+                return await source.server_time()
+            if call == "order":
+                return await source.order("o1")
+            return [p async for p in source.fills(since=0)]
+
+        with pytest.raises(VenueError) as caught:
+            await read()
+    assert token not in str(caught.value)
+    assert caught.value.__cause__ is None or token not in str(caught.value.__cause__)
 
 
 async def test_5xx_is_retried_with_backoff_then_succeeds() -> None:
