@@ -103,19 +103,20 @@ async def test_unknown_enum_values_give_the_value_and_a_discrepancy() -> None:
         assert {p.seen for p in problems if isinstance(p, Discrepancy)} == {"FUNDING_SWAP", "HOLD"}
 
 
+def fill_notification(members: str) -> str:
+    """A ``fills.ALL`` notification of fill ``f1`` with extra JSON-RPC ``members`` (``'"result":null,'``)."""
+    data = json.dumps(fill_payload("f1"))
+    return (
+        '{"jsonrpc":"2.0",' + members + '"method":"subscription","params":{"channel":"fills.ALL","data":' + data + "}}"
+    )
+
+
 @pytest.mark.parametrize("members", ['"result":null,', '"error":null,', '"result":null,"error":null,'])
 async def test_a_notification_with_null_result_or_error_members_is_still_a_notification(members: str) -> None:
     # Some JSON-RPC servers write every member; null is no answer, so the fill must not be dropped.
     fake = FakeParadex()
-    data = json.dumps(fill_payload("f1"))
     async with paradex_source(fake) as source, source.subscribe() as hints:
-        await fake.push_text(
-            '{"jsonrpc":"2.0",'
-            + members
-            + '"method":"subscription","params":{"channel":"fills.ALL","data":'
-            + data
-            + "}}"
-        )
+        await fake.push_text(fill_notification(members))
         fill = await next_hint(hints)
     assert isinstance(fill, Fill)
     assert fill.key.fill_id == "f1"
@@ -124,12 +125,8 @@ async def test_a_notification_with_null_result_or_error_members_is_still_a_notif
 @pytest.mark.parametrize("result", ["{}", "true", '"ok"'])
 async def test_a_notification_that_also_carries_a_result_is_reported_not_dropped(result: str) -> None:
     fake = FakeParadex()
-    data = json.dumps(fill_payload("f1"))
     async with paradex_source(fake) as source, source.subscribe() as hints:
-        await fake.push_text(
-            '{"jsonrpc":"2.0","result":' + result + ',"method":"subscription","params":{"channel":"fills.ALL",'
-            '"data":' + data + "}}"
-        )
+        await fake.push_text(fill_notification(f'"result":{result},'))
         await fake.push("orders.ALL", order_payload("o1"))
         problem = await next_hint(hints)
         assert isinstance(problem, Discrepancy)
