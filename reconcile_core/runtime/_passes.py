@@ -82,6 +82,11 @@ class Reconciliation:
     _clock: tuple[int, float] | None = attrs.field(init=False, default=None)
     #: Carried orders (see ``AccountReconciler.carry``) an order-history read already covered.
     _carried_read: set[str] = attrs.field(init=False, factory=set)
+    #: Where the last full pass of this process began its reads (ms); see :meth:`read_from`.
+    _last_since: int | None = attrs.field(init=False, default=None)
+    #: After a venue clock reading that ran ahead: (where reads begin at the latest, until a
+    #: pass whose clock reads at least this completes); see :meth:`read_from`.
+    _pinned: tuple[int, int] | None = attrs.field(init=False, default=None)
 
     # -- reads with timeouts -------------------------------------------------
 
@@ -178,17 +183,68 @@ class Reconciliation:
         venue_ms, local = self._clock
         return venue_ms + int((anyio.current_time() - local) * 1000)
 
+    def read_from(self, venue_now: int, previous: tuple[int, float] | None) -> int:
+        """Where a full pass whose venue clock reads ``venue_now`` begins its reads (ms).
+
+        The watermark minus ``fill_overlap_ms``, normally. ``previous`` is the
+        reading before this one (venue time, local monotonic time). If this
+        reading is behind the watermark minus the settlement lag, or behind
+        the previous reading carried forward by the local clock (by more than
+        the overlap), an earlier reading ran ahead and the watermark set from
+        it may claim REST complete where it is not: until a pass whose clock
+        reads at least the highest reading so far completes, reads begin
+        where the last pass before the anomaly began (in a new process: the
+        lag and the overlap before this reading).
+        """
+        config, source = self.config, self.source
+        watermark = self.ledger.watermark(venue=source.venue, account=source.account)
+        if watermark is None:
+            since = config.initial_backfill_since
+        else:
+            since = max(0, watermark - config.fill_overlap_ms)
+            lag, overlap = source.settlement_lag_ms, config.fill_overlap_ms
+            behind = watermark > venue_now - lag
+            highest = watermark + lag
+            if previous is not None and self._clock is not None:
+                expected = previous[0] + int((self._clock[1] - previous[1]) * 1000)
+                behind = behind or venue_now < expected - overlap
+                highest = max(highest, previous[0])
+            if behind and self._pinned is None:
+                pin = max(0, venue_now - lag - overlap) if self._last_since is None else self._last_since
+                self._pinned = (pin, highest)
+                logger.warning(
+                    "%s:%s: the venue clock reads %d, behind an earlier reading (or what REST was marked "
+                    "complete up to, %s): that reading ran ahead; reads begin at %d until the clock reads %d",
+                    source.venue,
+                    source.account,
+                    venue_now,
+                    watermark,
+                    pin,
+                    highest,
+                )
+            if self._pinned is not None:
+                since = min(since, self._pinned[0])
+        self._last_since = since
+        return since
+
+    def completed(self, started_at: int) -> None:
+        """A full pass whose venue clock read ``started_at`` completed: it may end a pin (see :meth:`read_from`)."""
+        if self._pinned is not None and started_at >= self._pinned[1]:
+            self._pinned = None  # this pass read from before the anomaly up to past it
+
     # -- a full pass ---------------------------------------------------------
 
     async def full_pass(self, reason: str) -> CycleSummary:
         """Run one full pass; a failure is reported, never raised (the caller retries)."""
-        source, config, gate = self.source, self.config, self.gate
+        source, gate = self.source, self.gate
         tally = Tally()
         started = anyio.current_time()
         started_at = self.estimated_venue_time()
         ok = False
         try:
+            previous = self._clock
             started_at = await self.venue_time()
+            since = self.read_from(started_at, previous)
             open_orders = await self.call("open_orders", source.open_orders)
             tally.orders_seen += len(open_orders.orders)
             await gate.step(lambda: self.reconciler.merge_open_orders(open_orders), tally)
@@ -200,8 +256,6 @@ class Reconciliation:
             if positions.problems:
                 await gate.merge(list(positions.problems), tally)
 
-            watermark = self.ledger.watermark(venue=source.venue, account=source.account)
-            since = config.initial_backfill_since if watermark is None else max(0, watermark - config.fill_overlap_ms)
 
             async def orders_page(page: Page[Order]) -> None:
                 tally.orders_seen += len(page.items)
@@ -226,6 +280,7 @@ class Reconciliation:
             await self.serve_needs(tally, complete_up_to=complete_up_to)
             self.ledger.advance_watermark(venue=source.venue, account=source.account, value=complete_up_to)
             self.ledger.commit()
+            self.completed(started_at)
             ok = True
         except SourceFailedError as failed:
             await self.report(failed, tally, during=f"the {reason} pass")
