@@ -392,7 +392,9 @@ class Session:
         Reports started at once (before the first connect); use
         :meth:`wait_synced` to wait for the first full pass. A session runs
         once. Raises only ``LedgerError`` (the session cannot go on) or
-        ``UsageError``.
+        ``UsageError``. Stopped by cancellation rather than :meth:`close`, it
+        still writes the acknowledgements the consumer made, and ends its
+        events; an event taken but not finished is delivered again later.
         """
         if self._run_started:
             msg = f"session {self._venue}:{self._account} was already started; create a new Session"
@@ -428,9 +430,25 @@ class Session:
             self._hints_send.close()
             self._hints_receive.close()
             self._channel.close_sending()
+            if not self._closing:
+                # Stopped from outside (cancellation, a failure), not by close(): the channel ends
+                # here, and what the consumer acknowledged already is written, or those fills
+                # would be delivered again. What it took but did not finish comes again.
+                self._end_channel()
             self._finished = True
             self._stopped.set()
             self._notify()
+
+    def _end_channel(self) -> None:
+        try:
+            self._channel.close(acknowledge_taken=False)
+        except errors.LedgerError as exc:
+            logger.warning(
+                "%s:%s: acknowledgements not written (%s): those fills are delivered again later",
+                self._venue,
+                self._account,
+                type(exc).__name__,
+            )
 
     # -- tasks ---------------------------------------------------------------
 

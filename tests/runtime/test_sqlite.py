@@ -91,6 +91,37 @@ class TestRestart:
             assert ledger.undelivered(venue=venue.name, account="main") == []
         assert redelivered
 
+    async def test_a_session_stopped_by_cancellation_keeps_the_acknowledgements_already_made(
+        self, tmp_path: Path
+    ) -> None:
+        # run() runs "until close() (or cancellation)": a shutdown that cancels it must not lose
+        # the acknowledgements still waiting for their batch, or those fills come again.
+        venue = FakeVenue(seed=1)
+        for _ in range(20):
+            venue.fill(venue.place(quantity=Decimal(1)).order_id)
+        source = FaultySource(venue)
+        handled: list[FillRecorded] = []
+        with SqliteLedger(tmp_path / "ledger.db") as ledger:
+            session = Session(source, ledger, config=fast(ack_batch=256))
+            async with anyio.create_task_group() as group:
+                await group.start(session.run)
+                async for event in session.events():
+                    if isinstance(event, FillRecorded):
+                        handled.append(event)
+                        if len(handled) == 10:  # nine handled, the tenth in hand
+                            group.cancel_scope.cancel()
+                            break
+            assert len(handled) == 10
+            async with Session(source, ledger, config=fast()) as again, anyio.create_task_group() as group:
+                collector = Collector(again)
+                await group.start(collector.run)
+                await collector.wait_summary("connect")
+                redelivered = {e.fill.key for e in collector.of(FillRecorded) if e.redelivery}
+                group.cancel_scope.cancel()
+        assert not redelivered & {e.fill.key for e in handled[:9]}
+        assert handled[9].fill.key in redelivered  # the one in hand was not handled: it comes again
+        assert len(redelivered) == 11
+
 
 class TestManySessions:
     """Several accounts in one process share one SqliteLedger."""
