@@ -33,6 +33,9 @@ logger = logging.getLogger("reconcile_core.runtime")
 
 #: Pass summaries kept for :meth:`Session.reconcile_now` callers.
 _KEPT_SUMMARIES = 64
+#: (ledger object id, venue, account) of every session running in this process: one at a
+#: time per account and ledger (a second SqliteLedger on the same file is refused by its lock).
+_RUNNING: set[tuple[int, str, str]] = set()
 
 
 class Session:
@@ -399,6 +402,15 @@ class Session:
         if self._run_started:
             msg = f"session {self._venue}:{self._account} was already started; create a new Session"
             raise errors.UsageError(msg)
+        claim = (id(self._ledger), self._venue, self._account)
+        if claim in _RUNNING:
+            # Both would deliver the ledger's unacknowledged fills, and each fill of the stream.
+            msg = (
+                f"another session of {self._venue}:{self._account} is running on this ledger; "
+                "close it first (one session per account and ledger)"
+            )
+            raise errors.UsageError(msg)
+        _RUNNING.add(claim)
         self._run_started = True
         self._stopped = anyio.Event()
         self._hints_send, self._hints_receive = anyio.create_memory_object_stream[Hint](self._config.hint_buffer)
@@ -436,6 +448,7 @@ class Session:
                 # would be delivered again. What it took but did not finish comes again.
                 self._end_channel()
             self._finished = True
+            _RUNNING.discard(claim)
             self._stopped.set()
             self._notify()
 

@@ -18,7 +18,7 @@ from reconcile_core import (
     OrderStatus,
     OrderUpdated,
 )
-from reconcile_core.errors import TransportError
+from reconcile_core.errors import TransportError, UsageError
 from reconcile_core.runtime import Session
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing import FakeVenue, FaultySource
@@ -125,6 +125,20 @@ class TestRestart:
 
 class TestManySessions:
     """Several accounts in one process share one SqliteLedger."""
+
+    async def test_a_second_session_of_one_account_on_one_ledger_is_refused(self, tmp_path: Path) -> None:
+        # Both would deliver the ledger's unacknowledged fills (and the stream's): each twice.
+        venue = FakeVenue(seed=1, accounts=("main", "other"))
+        source = FaultySource(venue, "main")
+        with SqliteLedger(tmp_path / "ledger.db") as ledger:
+            async with Session(source, ledger, config=fast()):
+                with pytest.raises(UsageError, match="another session of fake:main is running on this ledger"):
+                    async with Session(source, ledger, config=fast()):
+                        pass
+                async with Session(FaultySource(venue, "other"), ledger, config=fast()):
+                    pass  # another account on the same ledger is fine
+            async with Session(source, ledger, config=fast()) as again:  # the first one closed
+                await again.wait_synced()
 
     async def test_two_accounts_on_one_ledger_file(self, tmp_path: Path) -> None:
         venue = FakeVenue(seed=2, accounts=("alice", "bob"))
