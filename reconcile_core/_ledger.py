@@ -60,17 +60,6 @@ class Delivery:
     busted_fill: Fill | None = None
 
 
-#: The largest time an ``OrderRef`` holds: SQLite's largest integer.
-MAX_REF_MS = 2**63 - 1
-
-
-def _stored_ms(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    _ms(instance, attribute, value)
-    if value > MAX_REF_MS:  # type: ignore[operator]
-        msg = f"{attribute.name} must be at most {MAX_REF_MS}, got {value!r}"
-        raise ValueError(msg)
-
-
 @attrs.frozen(kw_only=True)
 class OrderRef:
     """What a ledger keeps of a live order: enough to look it up after a restart.
@@ -83,4 +72,4 @@ class OrderRef:
     client_id: str | None = attrs.field(validator=_optional_str)
     instrument: str = attrs.field(validator=_nonempty)
     #: The order's creation time (venue ms): where the order history that lists it starts.
-    created_at: int = attrs.field(validator=_stored_ms)
+    created_at: int = attrs.field(validator=_ms)

@@ -35,7 +35,7 @@ from ._events import (
     ResolveOrder,
     Severity,
 )
-from ._ledger import MAX_REF_MS, OrderRef, RecordOutcome, RecordResult
+from ._ledger import OrderRef, RecordOutcome, RecordResult
 from ._types import (
     Fill,
     FillBust,
@@ -230,7 +230,7 @@ class AccountReconciler:
                         order_id=o.order_id,
                         client_id=o.client_id,
                         instrument=o.instrument,
-                        created_at=min(o.created_at, MAX_REF_MS),
+                        created_at=o.created_at,
                     )
                     for o in out.live.values()
                 ]

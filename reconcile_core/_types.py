@@ -207,9 +207,16 @@ def _nonempty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> 
     _unicode(attribute, value)
 
 
+#: The latest time a value may carry (ms): a signed 64-bit integer, as ledgers store it.
+_MAX_MS = 2**63 - 1
+#: A fill's size is below this: ledgers add sizes up, and ``Decimal`` overflows near 1e999999.
+_MAX_SIZE = Decimal("1e100")
+_ZERO = Decimal(0)
+
+
 def _ms(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        msg = f"{attribute.name} must be an int of milliseconds >= 0, got {value!r}"
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_MS:
+        msg = f"{attribute.name} must be an int of milliseconds in [0, 2**63 - 1], got {value!r}"
         raise ValueError(msg)
 
 
@@ -223,6 +230,13 @@ def _finite_nonnegative(_inst: object, attribute: attrs.Attribute[Any], value: o
     _finite(_inst, attribute, value)
     if isinstance(value, Decimal) and value < 0:
         msg = f"{attribute.name} must be >= 0, got {value}"
+        raise ValueError(msg)
+
+
+def _size(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite_nonnegative(_inst, attribute, value)
+    if isinstance(value, Decimal) and value >= _MAX_SIZE:
+        msg = f"{attribute.name} must be below 1e100, got {value}"
         raise ValueError(msg)
 
 
@@ -325,7 +339,8 @@ class Fill:
     instrument: str = attrs.field(metadata=_check(_nonempty))
     side: Side = attrs.field(metadata=_check(_instance_of(Side)))
     price: Decimal = attrs.field(metadata=_check(_finite))
-    size: Decimal = attrs.field(metadata=_check(_finite_nonnegative))
+    #: Non-negative, below ``1e100``.
+    size: Decimal = attrs.field(metadata=_check(_size))
     #: Fee paid; negative means a rebate.
     fee: Decimal = attrs.field(metadata=_check(_finite))
     fee_currency: str = attrs.field(metadata=_check(_str))
@@ -347,12 +362,12 @@ class Fill:
             and instrument.isascii()
             and type(self.side) is Side
             and (type(self.price) is Decimal and self.price.is_finite())
-            and (type(self.size) is Decimal and self.size.is_finite() and not self.size < 0)
+            and (type(self.size) is Decimal and self.size.is_finite() and _ZERO <= self.size < _MAX_SIZE)
             and (type(self.fee) is Decimal and self.fee.is_finite())
             and type(self.fee_currency) is str
             and self.fee_currency.isascii()
             and type(self.liquidity) is Liquidity
-            and (type(self.time) is int and self.time >= 0)
+            and (type(self.time) is int and 0 <= self.time <= _MAX_MS)
             and type(self.source) is Source
             and (self.client_id is None or (type(self.client_id) is str and self.client_id.isascii()))
             and (pnl is None or (type(pnl) is Decimal and pnl.is_finite()))
@@ -449,8 +464,8 @@ class Order:
             and (average is None or (type(average) is Decimal and average.is_finite()))
             and type(self.status) is OrderStatus
             and (self.cancel_reason is None or (type(self.cancel_reason) is str and self.cancel_reason.isascii()))
-            and (type(self.created_at) is int and self.created_at >= 0)
-            and (type(self.updated_at) is int and self.updated_at >= 0)
+            and (type(self.created_at) is int and 0 <= self.created_at <= _MAX_MS)
+            and (type(self.updated_at) is int and 0 <= self.updated_at <= _MAX_MS)
             and (sequence is None or type(sequence) is int)
             and type(self.source) is Source
         ):

@@ -25,6 +25,8 @@ from reconcile_core import (
 )
 from reconcile_core._types import _CHECK
 
+from ._builders import fill
+
 
 class Text(str):
     __slots__ = ()
@@ -182,3 +184,21 @@ def test_the_other_types_refuse_a_lone_surrogate_too() -> None:
             sequence=None,
             source=Source.WS,
         )
+
+
+@pytest.mark.parametrize("time", [2**63, 2**64])
+def test_a_time_a_ledger_cannot_store_is_refused(time: int) -> None:
+    # SQLite stores signed 64-bit integers: a later time crashed the ledger with OverflowError.
+    with pytest.raises(ValueError, match=r"milliseconds in \[0, 2\*\*63 - 1\]"):
+        fill(time=time)
+    with pytest.raises(ValueError, match=r"milliseconds in \[0, 2\*\*63 - 1\]"):
+        FillBust(venue="v", account="a", fill_id="f1", time=time, source=Source.WS)
+    assert fill(time=2**63 - 1).time == 2**63 - 1
+
+
+@pytest.mark.parametrize("size", ["1e100", "9e999999"])
+def test_a_size_ledgers_cannot_add_up_is_refused(size: str) -> None:
+    # Two sizes of 9e999999 overflowed Decimal when a ledger added them to the order's total.
+    with pytest.raises(ValueError, match="below 1e100"):
+        fill(size=Decimal(size))
+    assert fill(size=Decimal("9.99e99")).size == Decimal("9.99e99")
