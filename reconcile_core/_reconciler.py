@@ -365,7 +365,10 @@ class AccountReconciler:
 
         A live order becomes ``UNKNOWN`` with an ``ORDER_UNKNOWN`` discrepancy,
         once; its :class:`ResolveOrder` need stays outstanding for retries. No
-        terminal state is ever inferred. A carried order (see :meth:`carry`)
+        terminal state is ever inferred. An order known only from fills is
+        reported once too; if the venue answered it does not know it
+        (``not_found``), its need is dropped (a later fill naming it raises
+        it again). A carried order (see :meth:`carry`)
         the venue answered it does not know (``not_found``) is reported the
         same way and stays looked up in this process, but the ledger forgets
         it: a later process does not carry it again.
@@ -391,6 +394,12 @@ class AccountReconciler:
                     )
                 )
         elif current is None:
+            if not_found:
+                # Known only from fills, and the venue answered it does not know it: looking it
+                # up again and again (a lookup per retry, for good) would only hold a place among
+                # the needs a real gap may need. A later fill naming it asks again; a full pass
+                # lists it if the venue ever does.
+                self._needs.pop(("resolve", order_id), None)
             marker = ("unknown-ref", order_id)
             if self._first_report(marker):
                 out.events.append(

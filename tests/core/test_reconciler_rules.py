@@ -317,6 +317,26 @@ class TestGaps:
         kinds = [e.kind for e in step.events if isinstance(e, Discrepancy)]
         assert kinds == [DiscrepancyKind.OVERFILL]
 
+    def test_an_order_known_only_from_fills_that_the_venue_does_not_know_is_not_looked_up_for_good(self) -> None:
+        # Looked up on every retry, for good, its need held a place a real gap needed (max_needs).
+        r = make()
+        (need,) = r.merge(fill("f1", order_id="ghost")).needs
+        assert need == ResolveOrder(order_id="ghost", client_id=None)
+        step = r.resolve_failed("ghost", reason="the venue timed out")  # a failed read: retried
+        assert [e.kind for e in step.events if isinstance(e, Discrepancy)] == [DiscrepancyKind.ORDER_UNKNOWN]
+        assert r.needs == (need,)
+        step = r.resolve_failed("ghost", reason="not found", not_found=True)
+        assert step.events == ()  # reported once already
+        assert r.needs == ()
+        assert r.merge(fill("f2", order_id="ghost")).needs == (need,)  # a later fill asks again
+
+    def test_a_live_order_the_venue_does_not_know_stays_looked_up(self) -> None:
+        r = make()
+        r.merge(order("o1"))
+        r.merge_open_orders(OpenOrdersSnapshot(orders=()))
+        r.resolve_failed("o1", reason="not found", not_found=True)
+        assert [n.order_id for n in r.needs if isinstance(n, ResolveOrder)] == ["o1"]
+
 
 class TestFillAgainstOrder:
     """A fill of an order is on its side, in its instrument; a new fill that is not is reported."""
