@@ -96,6 +96,9 @@ class EventChannel:
     #: Ended orders the consumer took and has not handled; those handled, not yet noted.
     _taken_ended: set[str] = attrs.field(init=False, factory=set)
     _ended: list[str] = attrs.field(init=False, factory=list)
+    #: The offset of the fill or bust being handled, or the id of the ended order: the last
+    #: event taken, by whichever iterator (a new ``events()`` loop finishes the last one's).
+    _in_flight: int | str | None = attrs.field(init=False, default=None)
     _closed: bool = attrs.field(init=False, default=False)
     #: The cancel scope shielding the send in progress (see :meth:`send_all`).
     _shield: anyio.CancelScope | None = attrs.field(init=False, default=None)
@@ -259,20 +262,18 @@ class EventChannel:
 class EventIterator:
     """Iterates the session's events; acknowledges each fill when the next event is asked for."""
 
-    __slots__ = ("_channel", "_in_flight")
+    __slots__ = ("_channel",)
 
     def __init__(self, channel: EventChannel) -> None:
         self._channel = channel
-        #: The offset of the fill or bust being handled, or the id of the ended order.
-        self._in_flight: int | str | None = None
 
     def __aiter__(self) -> EventIterator:
         return self
 
     async def __anext__(self) -> Event:
         channel = self._channel
-        if self._in_flight is not None:
-            handled, self._in_flight = self._in_flight, None
+        if channel._in_flight is not None:
+            handled, channel._in_flight = channel._in_flight, None
             if channel.auto_ack:
                 if type(handled) is int:
                     if handled in channel._taken:
@@ -296,7 +297,7 @@ class EventIterator:
             if not channel._closed:
                 channel.flush()
             raise StopAsyncIteration from None
-        self._in_flight = channel._took(event)
+        channel._in_flight = channel._took(event)
         channel.on_change()
         return event
 

@@ -187,6 +187,24 @@ class TestAcknowledgement:
         # The third was never taken: it stays in the outbox for the next session.
         assert len(_offsets(ledger)) == 1
 
+    async def test_a_new_events_loop_acknowledges_the_fill_the_last_loop_handled(self) -> None:
+        # "Asking for the next event" is asking any iterator: after a break, a new loop's first
+        # ask finishes the fill the first loop handled (it stayed unacknowledged for good).
+        venue = FakeVenue(seed=3)
+        source = FaultySource(venue)
+        ledger = MemoryLedger()
+        async with Session(source, ledger, config=fast(ack_batch=1)) as session:
+            await session.wait_synced()
+            for number in range(2):
+                source.inject(_liquidation("fake", "main", number))
+            await session.wait_health(lambda h: h.fills_from_stream == 2)
+            first = await _next_fill(session.events())  # then the loop is left
+            assert first.offset in _offsets(ledger)
+            second = await _next_fill(session.events())  # a new loop
+            assert first.offset not in _offsets(ledger)
+            assert second.offset in _offsets(ledger)
+            assert session.health().unacknowledged == 1
+
     async def test_acknowledgements_are_written_in_batches(self) -> None:
         venue = FakeVenue(seed=4)
         source = FaultySource(venue)
