@@ -286,8 +286,10 @@ class Session:
 
         While disconnected, a REST-only pass runs at once. The summary's
         ``ok`` says whether the pass succeeded (a failed one is retried with
-        backoff anyway). Raises :class:`~reconcile_core.errors.UsageError` if
-        the session stops first.
+        backoff anyway). As with :meth:`wait_synced`, a pass that brings more
+        events than ``event_buffer`` finishes only while :meth:`events` is
+        read. Raises :class:`~reconcile_core.errors.UsageError` if the
+        session stops first.
         """
         target = self._passes_started + 1
         if self._manual_reason is None:
@@ -300,7 +302,11 @@ class Session:
     async def wait_synced(self) -> None:
         """Wait until a full pass has finished since the latest (re)connect.
 
-        Raises :class:`~reconcile_core.errors.UsageError` if the session stops first.
+        A pass delivers its events before it finishes, and waits for room in
+        the channel (``event_buffer``): when it may bring more events than
+        that (a first backfill of a long history), read :meth:`events` in
+        another task while waiting, or this waits for good. Raises
+        :class:`~reconcile_core.errors.UsageError` if the session stops first.
         """
         await self._wait_until(lambda: self._synced)
 
