@@ -85,6 +85,19 @@ def order_notes(ledger: FillLedger) -> Callable[..., None] | None:
     return note
 
 
+def _flat(instrument: str, at: int) -> Position:
+    """The flat position a complete snapshot of time ``at`` implies by not listing ``instrument``."""
+    return Position(
+        instrument=instrument,
+        size=Decimal(0),
+        entry_price=None,
+        last_fill_id=None,
+        updated_at=at,
+        sequence=None,
+        source=Source.REST,
+    )
+
+
 def _need_key(need: Need) -> Hashable:
     if isinstance(need, ResolveOrder):
         return ("resolve", need.order_id)
@@ -128,6 +141,10 @@ class AccountReconciler:
     _unknown: set[str] = attrs.field(init=False, factory=set)
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
+    #: The newest complete positions snapshot with a time: (its ``as_of``, the instruments it
+    #: listed; at one time, those every such snapshot listed). An instrument it did not list was
+    #: flat at ``as_of``, so an older non-flat observation of it counts as that flat.
+    _absent_at: tuple[int, frozenset[str]] | None = attrs.field(init=False, default=None)
     _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
     # Discrepancies already reported (so each is reported once); oldest first, bounded.
     _reported: dict[Hashable, None] = attrs.field(init=False, factory=dict)
@@ -316,10 +333,13 @@ class AccountReconciler:
     def merge_positions(self, snapshot: PositionsSnapshot) -> MergeStep:
         """Merge a complete positions snapshot.
 
-        A locally non-flat position absent from the snapshot, and older than
-        its ``as_of``, is flat at ``as_of``. Without ``as_of`` (an empty
-        list), absence proves nothing: it is a ``POSITION_MISMATCH``
-        discrepancy, reported once per local version.
+        A known position absent from the snapshot, and older than its
+        ``as_of``, is flat at ``as_of`` (a flat one silently, without an
+        event); the newest such snapshot is remembered, so that an older
+        observation of an instrument it did not list, arriving later, is
+        merged as that flat too (the order of arrival does not matter).
+        Without ``as_of``, absence proves nothing: a non-flat one is a
+        ``POSITION_MISMATCH`` discrepancy, reported once per local version.
         """
         out = _Out()
         listed: set[str] = set()
@@ -327,19 +347,15 @@ class AccountReconciler:
             listed.add(position.instrument)
             self._merge_position(position, out, inferred=False)
         if snapshot.complete and snapshot.as_of is not None:
+            absent_at = self._absent_at
+            if absent_at is None or snapshot.as_of > absent_at[0]:
+                self._absent_at = (snapshot.as_of, frozenset(listed))
+            elif snapshot.as_of == absent_at[0]:
+                self._absent_at = (snapshot.as_of, absent_at[1] & listed)
             for instrument, (_, current) in list(self._positions.items()):
-                if instrument in listed or current.size == 0 or current.updated_at >= snapshot.as_of:
+                if instrument in listed or current.updated_at >= snapshot.as_of:
                     continue
-                flat = Position(
-                    instrument=instrument,
-                    size=Decimal(0),
-                    entry_price=None,
-                    last_fill_id=None,
-                    updated_at=snapshot.as_of,
-                    sequence=None,
-                    source=Source.REST,
-                )
-                self._merge_position(flat, out, inferred=True)
+                self._merge_position(_flat(instrument, snapshot.as_of), out, inferred=True)
         elif snapshot.complete:
             # No time to judge absence by (an empty list, say): a venue that lists
             # only open positions may be saying "flat", or a lagging replica may
@@ -689,6 +705,18 @@ class AccountReconciler:
 
     def _merge_position(self, position: Position, out: _Out, *, inferred: bool) -> None:
         instrument = position.instrument
+        absent_at = self._absent_at
+        if (
+            not inferred
+            and absent_at is not None
+            and position.updated_at < absent_at[0]
+            and instrument not in absent_at[1]
+        ):
+            # Older than a complete snapshot that did not list it: had it come before that
+            # snapshot, the snapshot would have judged it flat at its time. Merged as that flat,
+            # the result does not depend on the order they came in.
+            position = _flat(instrument, absent_at[0])
+            inferred = True
         key = position_version(position, inferred=inferred)
         current = self._positions.get(instrument)
         if current is not None and key <= current[0]:
@@ -697,7 +725,8 @@ class AccountReconciler:
             return
         previous = current[1] if current is not None else None
         self._positions[instrument] = (key, position)
-        if previous is None or previous != position:
+        # A flat one judged flat again, at a later snapshot's time, is no news for the consumer.
+        if previous is None or (previous != position and not (inferred and previous.size == 0)):
             out.events.append(PositionUpdated(position=position, previous=previous))
         if self._position_gap(position):
             since = previous.updated_at if previous is not None else position.updated_at

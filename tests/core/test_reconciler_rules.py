@@ -229,6 +229,29 @@ class TestCompleteSnapshots:
         r.merge_positions(PositionsSnapshot(positions=(), as_of=200))
         assert r.positions["BTC-PERP"].size == Decimal("0.5")
 
+    def test_an_older_hint_after_a_snapshot_that_lacks_it_is_the_flat_the_snapshot_implies(self) -> None:
+        # Found by review: snapshot then hint left the position open; hint then snapshot, flat.
+        hint = position("BTC-PERP", size=Decimal(2), updated_at=5)
+        snapshot = PositionsSnapshot(positions=(), as_of=10)
+        a, b = make(), make()
+        a.merge(hint)
+        a.merge_positions(snapshot)
+        b.merge_positions(snapshot)
+        (event,) = b.merge(hint).events
+        assert isinstance(event, PositionUpdated)
+        assert a.positions == b.positions
+        assert b.positions["BTC-PERP"].size == 0
+        assert b.positions["BTC-PERP"].updated_at == 10
+        newer = position("BTC-PERP", size=Decimal(3), updated_at=11)
+        assert b.merge(newer).events != ()  # a newer one is news
+        assert b.positions["BTC-PERP"].size == 3
+
+    def test_a_flat_position_judged_flat_again_is_no_news(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", size=Decimal(0), updated_at=5))
+        assert r.merge_positions(PositionsSnapshot(positions=(), as_of=10)).events == ()
+        assert r.positions["BTC-PERP"].updated_at == 10  # kept at the snapshot's time, silently
+
     def test_absent_position_without_a_time_is_reported_not_flattened(self) -> None:
         r = make()
         r.merge(position("BTC-PERP", updated_at=100))
