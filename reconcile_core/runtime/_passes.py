@@ -256,7 +256,6 @@ class Reconciliation:
             if positions.problems:
                 await gate.merge(list(positions.problems), tally)
 
-
             async def orders_page(page: Page[Order]) -> None:
                 tally.orders_seen += len(page.items)
                 await gate.merge([*page.items, *page.problems], tally)
