@@ -140,6 +140,8 @@ class AccountReconciler:
     _carried_unknown: set[str] = attrs.field(init=False, factory=set)
     _unknown: set[str] = attrs.field(init=False, factory=set)
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
+    #: The newest ``updated_at`` of an order evicted from ``_terminal`` (see :meth:`_merge_order`).
+    _evicted_up_to: int = attrs.field(init=False, default=-1)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
     #: The newest complete positions snapshot with a time: (its ``as_of``, the instruments it
     #: listed; at one time, those every such snapshot listed). An instrument it did not list was
@@ -536,6 +538,17 @@ class AccountReconciler:
                     self._unknown.discard(order_id)
                     out.events.append(OrderUpdated(order=current, previous=shown))
                 return
+        if (
+            current is None
+            and order.updated_at <= self._evicted_up_to
+            and order.source is Source.WS
+            and order_id not in self._carried
+        ):
+            # A delayed stream message of an order this reconciler has forgotten (evicted once
+            # it ended), or of one it never saw: merged, it would bring an ended order back to
+            # life for the consumer. A full pass lists an order the stream alone reported.
+            self.stats.stale_observations += 1
+            return
         previous = None if current is None else self._effective(current)
         # Live before this observation: known live, or carried from an earlier process.
         if current is None and self._carried.pop(order_id, None) is not None:
@@ -565,7 +578,9 @@ class AccountReconciler:
     def _evict(self) -> None:
         while len(self._terminal) > self.max_terminal_orders:
             order_id, _ = self._terminal.popitem(last=False)
-            self._orders.pop(order_id, None)
+            evicted = self._orders.pop(order_id, None)
+            if evicted is not None and evicted.updated_at > self._evicted_up_to:
+                self._evicted_up_to = evicted.updated_at
             self._unknown.discard(order_id)
             self._needs.pop(("order-fills", order_id), None)
             self._needs.pop(("resolve", order_id), None)

@@ -613,6 +613,20 @@ class TestBoundedMemory:
         assert set(r.orders) == {"live", "t3", "t4"}
         assert r.stats.evicted_orders == 3
 
+    def test_a_delayed_stream_message_does_not_bring_an_evicted_order_back(self) -> None:
+        ledger = MemoryLedger()
+        r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=ledger, max_terminal_orders=2)
+        for i in range(3):
+            r.merge(order(f"t{i}", status=OrderStatus.CANCELED, updated_at=1_000 + i))
+        assert "t0" not in r.orders  # evicted
+        # Its OPEN from before the cancel, delayed on the stream: the consumer saw it canceled.
+        assert r.merge(order("t0", status=OrderStatus.OPEN, updated_at=900)).events == ()
+        assert "t0" not in r.orders
+        assert ledger.live_orders(venue=VENUE, account=ACCOUNT) == []
+        # REST is the truth, and a newer stream message is news.
+        assert r.merge(order("t0", status=OrderStatus.CANCELED, updated_at=1_000, source=Source.REST)).events
+        assert r.merge(order("n1", updated_at=1_003)).events
+
     def test_needs_are_bounded(self) -> None:
         r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=MemoryLedger(), max_needs=3)
         for i in range(10):
