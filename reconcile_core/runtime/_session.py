@@ -443,25 +443,27 @@ class Session:
                 self._failure = exc
             raise
         finally:
-            self._state = ConnectionState.CLOSED
-            self._synced = False
-            self._hints_send.close()
-            self._hints_receive.close()
-            self._channel.close_sending()
-            if not self._closing:
-                # Stopped from outside (cancellation, a failure), not by close(): the channel ends
-                # here, and what the consumer acknowledged already is written, or those fills
-                # would be delivered again. What it took but did not finish comes again.
-                self._end_channel()
-            self._finished = True
-            _RUNNING.discard(claim)
-            self._stopped.set()
-            self._notify()
+            try:
+                self._state = ConnectionState.CLOSED
+                self._synced = False
+                self._hints_send.close()
+                self._hints_receive.close()
+                self._channel.close_sending()
+                if not self._closing:
+                    # Stopped from outside (cancellation, a failure), not by close(): the channel
+                    # ends here, and what the consumer acknowledged already is written, or those
+                    # fills would be delivered again. What it took but did not finish comes again.
+                    self._end_channel()
+            finally:
+                self._finished = True
+                _RUNNING.discard(claim)
+                self._stopped.set()
+                self._notify()
 
     def _end_channel(self) -> None:
         try:
             self._channel.close(acknowledge_taken=False)
-        except errors.LedgerError as exc:
+        except (errors.LedgerError, errors.UsageError) as exc:  # a failed, or closed, ledger: it ends all the same
             logger.warning(
                 "%s:%s: acknowledgements not written (%s): those fills are delivered again later",
                 self._venue,

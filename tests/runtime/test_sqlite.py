@@ -122,6 +122,29 @@ class TestRestart:
         assert handled[9].fill.key in redelivered  # the one in hand was not handled: it comes again
         assert len(redelivered) == 11
 
+    async def test_a_session_whose_ledger_was_closed_first_still_stops_cleanly(self, tmp_path: Path) -> None:
+        # Shutdown in the wrong order: the owner closes the ledger, then cancels the session. The
+        # acknowledgements cannot be written, but the session ends, and close() returns.
+        venue = FakeVenue(seed=1)
+        venue.fill(venue.place(quantity=Decimal(1)).order_id)
+        source = FaultySource(venue)
+        ledger = SqliteLedger(tmp_path / "ledger.db")
+        session = Session(source, ledger, config=fast(ack_batch=256))
+        async with anyio.create_task_group() as group:
+            await group.start(session.run)
+            await session.wait_synced()
+            events = session.events()
+            while not isinstance(await events.__anext__(), FillRecorded):
+                pass
+            await events.__anext__()  # the fill is handled: its acknowledgement waits for its batch
+            ledger.close()
+            group.cancel_scope.cancel()
+        with anyio.fail_after(5):
+            await session.close()
+        with SqliteLedger(tmp_path / "ledger.db") as reopened:
+            async with Session(source, reopened, config=fast()) as again:  # not still "running"
+                await again.wait_synced()
+
 
 class TestManySessions:
     """Several accounts in one process share one SqliteLedger."""
