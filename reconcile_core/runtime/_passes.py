@@ -11,6 +11,7 @@ discrepancies and a failed :class:`CycleSummary`; the caller retries.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -43,6 +44,9 @@ __all__ = ["Reconciliation", "SourceFailedError", "describe"]
 logger = logging.getLogger("reconcile_core.runtime")
 
 T = TypeVar("T")
+
+#: Full passes remembered for a venue clock that ran ahead (see ``Reconciliation.read_from``).
+_HISTORY = 64
 
 #: At most this many rounds of needs per call: answers can raise new needs
 #: (a resolved order reveals a fill gap); the rest wait for the next round.
@@ -82,8 +86,9 @@ class Reconciliation:
     _clock: tuple[int, float] | None = attrs.field(init=False, default=None)
     #: Carried orders (see ``AccountReconciler.carry``) an order-history read already covered.
     _carried_read: set[str] = attrs.field(init=False, factory=set)
-    #: Where the last full pass of this process began its reads (ms); see :meth:`read_from`.
-    _last_since: int | None = attrs.field(init=False, default=None)
+    #: The last full passes' (venue clock reading, local monotonic time, where reads began); see
+    #: :meth:`read_from`.
+    _history: deque[tuple[int, float, int]] = attrs.field(init=False, factory=lambda: deque(maxlen=_HISTORY))
     #: After a venue clock reading that ran ahead: (where reads begin at the latest, until a
     #: pass whose clock reads at least this completes); see :meth:`read_from`.
     _pinned: tuple[int, int] | None = attrs.field(init=False, default=None)
@@ -183,54 +188,76 @@ class Reconciliation:
         venue_ms, local = self._clock
         return venue_ms + int((anyio.current_time() - local) * 1000)
 
-    def read_from(self, venue_now: int, previous: tuple[int, float] | None) -> int:
+    def read_from(self, venue_now: int) -> int:
         """Where a full pass whose venue clock reads ``venue_now`` begins its reads (ms).
 
-        The watermark minus ``fill_overlap_ms``, normally. ``previous`` is the
-        reading before this one (venue time, local monotonic time). If this
-        reading is behind the watermark minus the settlement lag, or behind
-        the previous reading carried forward by the local clock (by more than
-        the overlap), an earlier reading ran ahead and the watermark set from
-        it may claim REST complete where it is not: until a pass whose clock
-        reads at least the highest reading so far completes, reads begin
-        where the last pass before the anomaly began (in a new process: the
-        lag and the overlap before this reading).
+        The watermark minus ``fill_overlap_ms``, normally. The watermark never
+        moves back, so one reading of the venue clock that ran ahead would
+        mark REST complete where it is not. A reading behind an earlier one of
+        this process carried forward by the local clock, or behind the
+        watermark minus the settlement lag, by more than the overlap, shows
+        that: reads then begin where the earliest pass whose reading ran
+        ahead began (in a new process: the lag and the overlap before this
+        reading), and from then on where the last completed pass leaves them
+        (an in-memory watermark), until the clock passes the highest reading.
         """
         config, source = self.config, self.source
+        local_now = self._clock[1] if self._clock is not None else anyio.current_time()
         watermark = self.ledger.watermark(venue=source.venue, account=source.account)
         if watermark is None:
             since = config.initial_backfill_since
         else:
             since = max(0, watermark - config.fill_overlap_ms)
             lag, overlap = source.settlement_lag_ms, config.fill_overlap_ms
-            behind = watermark > venue_now - lag
-            highest = watermark + lag
-            if previous is not None and self._clock is not None:
-                expected = previous[0] + int((self._clock[1] - previous[1]) * 1000)
-                behind = behind or venue_now < expected - overlap
-                highest = max(highest, previous[0])
-            if behind and self._pinned is None:
-                pin = max(0, venue_now - lag - overlap) if self._last_since is None else self._last_since
-                self._pinned = (pin, highest)
-                logger.warning(
-                    "%s:%s: the venue clock reads %d, behind an earlier reading (or what REST was marked "
-                    "complete up to, %s): that reading ran ahead; reads begin at %d until the clock reads %d",
-                    source.venue,
-                    source.account,
-                    venue_now,
-                    watermark,
-                    pin,
-                    highest,
-                )
+            ahead = [
+                (reading, began)
+                for reading, local, began in self._history
+                if reading + int((local_now - local) * 1000) > venue_now + overlap
+            ]
+            if ahead or watermark > venue_now - lag + overlap:
+                if ahead:  # accounted for now: the readings after them are judged without them
+                    self._history = deque(
+                        (h for h in self._history if h[0] + int((local_now - h[1]) * 1000) <= venue_now + overlap),
+                        maxlen=_HISTORY,
+                    )
+                pin = ahead[0][1] if ahead else max(0, venue_now - lag - overlap)
+                until = max([watermark + lag, *(reading for reading, _ in ahead)])
+                if self._pinned is not None:
+                    pin, until = min(pin, self._pinned[0]), max(until, self._pinned[1])
+                if self._pinned is None or pin < self._pinned[0]:
+                    logger.warning(
+                        "%s:%s: the venue clock reads %d, behind an earlier reading (or what REST was "
+                        "marked complete up to, %d): that reading ran ahead; reads begin at %d until "
+                        "the clock reads %d",
+                        source.venue,
+                        source.account,
+                        venue_now,
+                        watermark,
+                        pin,
+                        until,
+                    )
+                self._pinned = (pin, until)
             if self._pinned is not None:
                 since = min(since, self._pinned[0])
-        self._last_since = since
+        self._history.append((venue_now, local_now, since))
         return since
 
     def completed(self, started_at: int) -> None:
-        """A full pass whose venue clock read ``started_at`` completed: it may end a pin (see :meth:`read_from`)."""
-        if self._pinned is not None and started_at >= self._pinned[1]:
-            self._pinned = None  # this pass read from before the anomaly up to past it
+        """A full pass whose venue clock read ``started_at`` completed (see :meth:`read_from`).
+
+        While reads are pinned, it read everything up to ``started_at`` minus
+        the lag: the next pass begins there (minus the overlap), unless a later
+        reading shows this one ran ahead too. Once the clock has passed the
+        highest reading, the watermark holds again.
+        """
+        pinned = self._pinned
+        if pinned is None:
+            return
+        if started_at >= pinned[1]:
+            self._pinned = None
+            return
+        moved = started_at - self.source.settlement_lag_ms - self.config.fill_overlap_ms
+        self._pinned = (max(pinned[0], moved), pinned[1])
 
     # -- a full pass ---------------------------------------------------------
 
@@ -242,9 +269,8 @@ class Reconciliation:
         started_at = self.estimated_venue_time()
         ok = False
         try:
-            previous = self._clock
             started_at = await self.venue_time()
-            since = self.read_from(started_at, previous)
+            since = self.read_from(started_at)
             open_orders = await self.call("open_orders", source.open_orders)
             tally.orders_seen += len(open_orders.orders)
             await gate.step(lambda: self.reconciler.merge_open_orders(open_orders), tally)

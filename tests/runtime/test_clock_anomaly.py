@@ -40,56 +40,62 @@ def _reconciliation(ledger: MemoryLedger) -> Reconciliation:
     )
 
 
-def _read(passes: Reconciliation, venue_ms: int, local_s: float) -> int:
-    """What a pass does: remember the reading (as venue_time does), then ask where to read from."""
-    previous = passes._clock
+def _pass(passes: Reconciliation, ledger: MemoryLedger, venue_ms: int, local_s: float) -> int:
+    """One full pass: read the clock (as venue_time does), read from where it says, complete."""
     passes._clock = (venue_ms, local_s)
-    return passes.read_from(venue_ms, previous)
-
-
-def _complete(passes: Reconciliation, ledger: MemoryLedger, venue_ms: int) -> None:
+    since = passes.read_from(venue_ms)
     ledger.advance_watermark(venue="v", account="a", value=venue_ms - LAG)
     passes.completed(venue_ms)
+    return since
 
 
 def test_a_steady_clock_reads_from_the_watermark_minus_the_overlap() -> None:
     ledger = MemoryLedger()
     passes = _reconciliation(ledger)
-    assert _read(passes, 100_000, 0.0) == 0  # no watermark yet: the initial backfill
-    _complete(passes, ledger, 100_000)
-    assert _read(passes, 160_000, 60.0) == 100_000 - LAG - OVERLAP
-    _complete(passes, ledger, 160_000)
-    assert _read(passes, 220_000, 120.0) == 160_000 - LAG - OVERLAP
+    assert _pass(passes, ledger, 100_000, 0.0) == 0  # no watermark yet: the initial backfill
+    assert _pass(passes, ledger, 160_000, 60.0) == 100_000 - LAG - OVERLAP
+    assert _pass(passes, ledger, 220_000, 120.0) == 160_000 - LAG - OVERLAP
+    # A reading a little behind (servers behind a load balancer): within the overlap, no anomaly.
+    assert _pass(passes, ledger, 278_000, 180.0) == 220_000 - LAG - OVERLAP
+    assert passes._pinned is None
 
 
-def test_a_reading_that_ran_ahead_pins_the_reads_until_the_clock_passes_it() -> None:
+@pytest.mark.parametrize("ahead_passes", [1, 2, 3])
+def test_readings_that_ran_ahead_pin_the_reads_to_where_the_first_of_them_began(ahead_passes: int) -> None:
+    # The venue's real clock: 100 s at local 0, then real time. Passes every 60 s; some read 120 s ahead.
     ledger = MemoryLedger()
     passes = _reconciliation(ledger)
-    _read(passes, 100_000, 0.0)
-    _complete(passes, ledger, 100_000)
-    sound = _read(passes, 160_000, 60.0)
-    # The next reading runs 120 s ahead; the watermark follows it.
-    _read(passes, 340_000, 120.0)
-    _complete(passes, ledger, 340_000)
-    # 60 s later the clock reads right again: behind the bad reading carried forward.
-    assert _read(passes, 240_000, 180.0) == sound
-    _complete(passes, ledger, 240_000)
-    assert _read(passes, 300_000, 240.0) == sound  # still below the highest reading
-    _complete(passes, ledger, 300_000)
-    assert _read(passes, 360_000, 300.0) == sound  # this pass reads past the bad reading...
-    _complete(passes, ledger, 360_000)
-    assert _read(passes, 420_000, 360.0) == 360_000 - LAG - OVERLAP  # ...so the next reads as usual
+    _pass(passes, ledger, 100_000, 0.0)
+    sound = _pass(passes, ledger, 160_000, 60.0)
+    assert sound == 100_000 - LAG - OVERLAP
+    began = [_pass(passes, ledger, 220_000 + 60_000 * n + 120_000, 120.0 + 60 * n) for n in range(ahead_passes)]
+    assert began[0] == 160_000 - LAG - OVERLAP  # the first ahead pass began soundly...
+    # ...and the ones after it trusted its watermark. The clock reads right again:
+    local = 120.0 + 60 * ahead_passes
+    right = 100_000 + int(local * 1000)
+    assert _pass(passes, ledger, right, local) == began[0]
+    highest = 220_000 + 60_000 * (ahead_passes - 1) + 120_000
+    # That pass read up to its own reading: the next ones begin after it, until the clock passes
+    # the highest reading; then the watermark holds again.
+    local += 60
+    assert _pass(passes, ledger, right + 60_000, local) == right - LAG - OVERLAP
+    while passes._pinned is not None:
+        local += 60
+        _pass(passes, ledger, 100_000 + int(local * 1000), local)
+    assert 100_000 + int(local * 1000) >= highest
+    local += 60
+    now = 100_000 + int(local * 1000)
+    assert _pass(passes, ledger, now, local) == max(highest, now - 60_000) - LAG - OVERLAP
 
 
 def test_a_watermark_ahead_of_the_clock_in_a_new_process_reads_back_from_the_clock() -> None:
     ledger = MemoryLedger()
     ledger.advance_watermark(venue="v", account="a", value=900_000)  # set by a clock that ran ahead
     passes = _reconciliation(ledger)
-    assert _read(passes, 500_000, 0.0) == 500_000 - LAG - OVERLAP
-    _complete(passes, ledger, 500_000)
-    assert _read(passes, 800_000, 300.0) == 500_000 - LAG - OVERLAP
-    _complete(passes, ledger, 1_000_000)  # past the watermark: the pin ends
-    assert _read(passes, 1_100_000, 400.0) == 1_000_000 - LAG - OVERLAP
+    assert _pass(passes, ledger, 500_000, 0.0) == 500_000 - LAG - OVERLAP
+    assert _pass(passes, ledger, 800_000, 300.0) == 500_000 - LAG - OVERLAP
+    assert _pass(passes, ledger, 1_000_000, 500.0) == 800_000 - LAG - OVERLAP  # past it: the pin ends
+    assert _pass(passes, ledger, 1_100_000, 600.0) == 1_000_000 - LAG - OVERLAP
 
 
 async def test_a_fill_the_stream_dropped_after_a_clock_that_ran_ahead_is_still_delivered() -> None:
