@@ -140,8 +140,8 @@ class AccountReconciler:
     _carried_unknown: set[str] = attrs.field(init=False, factory=set)
     _unknown: set[str] = attrs.field(init=False, factory=set)
     _terminal: OrderedDict[str, None] = attrs.field(init=False, factory=OrderedDict)
-    #: The newest ``updated_at`` of an order evicted from ``_terminal`` (see :meth:`_merge_order`).
-    _evicted_up_to: int = attrs.field(init=False, default=-1)
+    #: Orders evicted from ``_terminal``, with their last ``updated_at`` (as many as it holds).
+    _evicted: OrderedDict[str, int] = attrs.field(init=False, factory=OrderedDict)
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
     #: The newest complete positions snapshot with a time: (its ``as_of``, the instruments it
     #: listed; at one time, those every such snapshot listed). An instrument it did not list was
@@ -538,15 +538,9 @@ class AccountReconciler:
                     self._unknown.discard(order_id)
                     out.events.append(OrderUpdated(order=current, previous=shown))
                 return
-        if (
-            current is None
-            and order.updated_at <= self._evicted_up_to
-            and order.source is Source.WS
-            and order_id not in self._carried
-        ):
-            # A delayed stream message of an order this reconciler has forgotten (evicted once
-            # it ended), or of one it never saw: merged, it would bring an ended order back to
-            # life for the consumer. A full pass lists an order the stream alone reported.
+        if current is None and order.source is Source.WS and order.updated_at <= self._evicted.get(order_id, -1):
+            # A delayed stream message of an order this reconciler forgot once it ended (evicted):
+            # merged, it would bring the ended order back to life for the consumer.
             self.stats.stale_observations += 1
             return
         previous = None if current is None else self._effective(current)
@@ -579,8 +573,10 @@ class AccountReconciler:
         while len(self._terminal) > self.max_terminal_orders:
             order_id, _ = self._terminal.popitem(last=False)
             evicted = self._orders.pop(order_id, None)
-            if evicted is not None and evicted.updated_at > self._evicted_up_to:
-                self._evicted_up_to = evicted.updated_at
+            if evicted is not None:
+                self._evicted[order_id] = evicted.updated_at
+                if len(self._evicted) > self.max_terminal_orders:
+                    self._evicted.popitem(last=False)
             self._unknown.discard(order_id)
             self._needs.pop(("order-fills", order_id), None)
             self._needs.pop(("resolve", order_id), None)

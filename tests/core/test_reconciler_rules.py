@@ -626,6 +626,8 @@ class TestBoundedMemory:
         # REST is the truth, and a newer stream message is news.
         assert r.merge(order("t0", status=OrderStatus.CANCELED, updated_at=1_000, source=Source.REST)).events
         assert r.merge(order("n1", updated_at=1_003)).events
+        # Another order never seen, however old its first message, is not one of the forgotten.
+        assert r.merge(order("n2", updated_at=800)).events
 
     def test_needs_are_bounded(self) -> None:
         r = AccountReconciler(venue=VENUE, account=ACCOUNT, ledger=MemoryLedger(), max_needs=3)
