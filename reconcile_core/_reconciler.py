@@ -148,6 +148,9 @@ class AccountReconciler:
     #: flat at ``as_of``, so an older non-flat observation of it counts as that flat.
     _absent_at: tuple[int, frozenset[str]] | None = attrs.field(init=False, default=None)
     _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
+    #: For each position-fills need: the last fill that raised it, and that position's time (a
+    #: flat one inferred later names no fill, but the gap it left is still open).
+    _position_gaps: dict[str, tuple[str, int]] = attrs.field(init=False, factory=dict)
     # Discrepancies already reported (so each is reported once); oldest first, bounded.
     _reported: dict[Hashable, None] = attrs.field(init=False, factory=dict)
 
@@ -475,18 +478,20 @@ class AccountReconciler:
                     out=out,
                 )
         elif need.instrument is not None:
-            entry = self._positions.get(need.instrument)
-            position = entry[1] if entry else None
-            if position is None or not self._position_gap(position):
+            left = self._position_gaps.get(need.instrument)
+            if left is None or self.ledger.knows_fill_id(venue=self.venue, account=self.account, fill_id=left[0]):
                 del self._needs[key]
-            elif position.updated_at <= complete_up_to:
-                if position.updated_at <= complete_up_to - self.missing_recheck_ms:
+                self._position_gaps.pop(need.instrument, None)
+            elif left[1] <= complete_up_to:
+                fill_id, updated_at = left
+                if updated_at <= complete_up_to - self.missing_recheck_ms:
                     del self._needs[key]
+                    del self._position_gaps[need.instrument]
                 self._report_missing(
-                    ("missing-position", need.instrument, position.last_fill_id),
+                    ("missing-position", need.instrument, fill_id),
                     subject=f"position {need.instrument}",
                     detail="the position's last fill is not in the ledger after a backfill",
-                    expected=position.last_fill_id,
+                    expected=fill_id,
                     seen="absent",
                     out=out,
                 )
@@ -670,9 +675,10 @@ class AccountReconciler:
                 ):
                     self._check_fill_against_order(fill, order, out)
                 self._check_order_gap(order, out, recorded)
-        entry = self._positions.get(fill.instrument)
-        if entry is not None and entry[1].last_fill_id == key.fill_id:
+        gap = self._position_gaps.get(fill.instrument)
+        if gap is not None and gap[0] == key.fill_id:
             self._needs.pop(("position-fills", fill.instrument), None)
+            del self._position_gaps[fill.instrument]
 
     def _check_fill_against_order(self, fill: Fill, order: Order, out: _Out) -> None:
         """A fill of an order is on the order's side, in its instrument: report a new fill that is not.
@@ -749,8 +755,11 @@ class AccountReconciler:
                 ),
                 out,
             )
-        else:
+            if ("position-fills", instrument) in self._needs:
+                self._position_gaps[instrument] = (str(position.last_fill_id), position.updated_at)
+        elif not inferred:  # an inferred flat names no fill: the gap a real version left stays
             self._needs.pop(("position-fills", instrument), None)
+            self._position_gaps.pop(instrument, None)
 
     # -- gaps and needs ------------------------------------------------------
 

@@ -246,6 +246,22 @@ class TestCompleteSnapshots:
         assert b.merge(newer).events != ()  # a newer one is news
         assert b.positions["BTC-PERP"].size == 3
 
+    def test_a_flat_inferred_over_a_close_keeps_the_close_s_missing_fill_looked_for(self) -> None:
+        # The close names its last fill (not recorded); a later snapshot that lists open positions
+        # only infers the same flat, naming no fill: the gap the close left is still open.
+        r = make()
+        (need,) = r.merge(position("BTC-PERP", size=Decimal(0), last_fill_id="f9", updated_at=5)).needs
+        assert isinstance(need, BackfillFills)
+        r.merge_positions(PositionsSnapshot(positions=(), as_of=10))
+        assert r.positions["BTC-PERP"].last_fill_id is None
+        assert r.needs == (need,)
+        (missing,) = r.backfill_done(need, complete_up_to=20).events
+        assert isinstance(missing, Discrepancy)
+        assert missing.kind is DiscrepancyKind.MISSING_FILLS
+        assert missing.expected == "f9"
+        r.merge(fill("f9", order_id=None, instrument="BTC-PERP"))  # it settles after all
+        assert r.needs == ()
+
     def test_a_flat_position_judged_flat_again_is_no_news(self) -> None:
         r = make()
         r.merge(position("BTC-PERP", size=Decimal(0), updated_at=5))
