@@ -381,6 +381,23 @@ class AccountReconciler:
                     )
         return self._finish(out)
 
+    def venue_clock_went_back(self, now: int) -> MergeStep:
+        """The venue clock reads ``now``, behind a reading that ran ahead.
+
+        A complete positions snapshot dated by that reading judged positions
+        flat at a time that has not come yet: flat positions inferred after
+        ``now`` are forgotten (the next positions snapshot says what they
+        are), and so is the remembered snapshot if it is dated after ``now``.
+        This steps outside the merge laws, as any reset of a wrong clock does.
+        """
+        absent_at = self._absent_at
+        if absent_at is not None and absent_at[0] > now:
+            self._absent_at = None
+        for instrument, (key, position) in list(self._positions.items()):
+            if key[1] is False and position.updated_at > now:  # an inferred flat (see position_version)
+                del self._positions[instrument]
+        return self._finish(_Out())
+
     def resolve_failed(self, order_id: str, *, reason: str, not_found: bool = False) -> MergeStep:
         """The venue could not account for ``order_id`` (not found, or the read failed).
 

@@ -92,6 +92,8 @@ class Reconciliation:
     #: After a venue clock reading that ran ahead: (where reads begin at the latest, until a
     #: pass whose clock reads at least this completes); see :meth:`read_from`.
     _pinned: tuple[int, int] | None = attrs.field(init=False, default=None)
+    #: Set by :meth:`read_from` when its reading showed an earlier one ran ahead.
+    _went_back: bool = attrs.field(init=False, default=False)
 
     # -- reads with timeouts -------------------------------------------------
 
@@ -237,6 +239,7 @@ class Reconciliation:
                         until,
                     )
                 self._pinned = (pin, until)
+                self._went_back = True
             if self._pinned is not None:
                 since = min(since, self._pinned[0])
         self._history.append((venue_now, local_now, since))
@@ -271,6 +274,9 @@ class Reconciliation:
         try:
             started_at = await self.venue_time()
             since = self.read_from(started_at)
+            if self._went_back:  # what was dated by the reading that ran ahead is undone first
+                self._went_back = False
+                await gate.step(partial(self.reconciler.venue_clock_went_back, started_at), tally)
             open_orders = await self.call("open_orders", source.open_orders)
             tally.orders_seen += len(open_orders.orders)
             await gate.step(lambda: self.reconciler.merge_open_orders(open_orders), tally)

@@ -262,6 +262,22 @@ class TestCompleteSnapshots:
         r.merge(fill("f9", order_id=None, instrument="BTC-PERP"))  # it settles after all
         assert r.needs == ()
 
+    def test_what_a_snapshot_dated_by_a_clock_that_ran_ahead_inferred_is_undone(self) -> None:
+        r = make()
+        r.merge(position("BTC-PERP", size=Decimal(1), updated_at=1_000))
+        r.merge_positions(PositionsSnapshot(positions=(), as_of=10_000))  # dated an hour ahead, say
+        assert r.positions["BTC-PERP"].size == 0
+        assert r.venue_clock_went_back(5_000).events == ()
+        assert "BTC-PERP" not in r.positions  # the next snapshot says what it is
+        # An instrument opened since is not judged by the snapshot from the future.
+        r.merge(position("ETH-PERP", size=Decimal(2), updated_at=6_000))
+        assert r.positions["ETH-PERP"].size == 2
+        r.merge_positions(
+            PositionsSnapshot(positions=(position("BTC-PERP", size=Decimal(1), updated_at=1_000),), as_of=5_000)
+        )
+        assert r.positions["BTC-PERP"].size == 1
+        assert r.positions["ETH-PERP"].size == 2  # newer than this snapshot's time: kept
+
     def test_a_flat_position_judged_flat_again_is_no_news(self) -> None:
         r = make()
         r.merge(position("BTC-PERP", size=Decimal(0), updated_at=5))
