@@ -145,7 +145,7 @@ class AccountReconciler:
     _positions: dict[str, tuple[tuple[object, ...], Position]] = attrs.field(init=False, factory=dict)
     #: The newest complete positions snapshot with a time: (its ``as_of``, the instruments it
     #: listed; at one time, those every such snapshot listed). An instrument it did not list was
-    #: flat at ``as_of``, so an older non-flat observation of it counts as that flat.
+    #: flat at ``as_of``, so an older observation of it counts as that flat.
     _absent_at: tuple[int, frozenset[str]] | None = attrs.field(init=False, default=None)
     _needs: dict[Hashable, Need] = attrs.field(init=False, factory=dict)
     #: For each position-fills need: the last fill that raised it, and that position's time (a
@@ -394,7 +394,7 @@ class AccountReconciler:
         if absent_at is not None and absent_at[0] > now:
             self._absent_at = None
         for instrument, (key, position) in list(self._positions.items()):
-            if key[1] is False and position.updated_at > now:  # an inferred flat (see position_version)
+            if position.updated_at > now and key == position_version(position, inferred=True):
                 del self._positions[instrument]
         return self._finish(_Out())
 

@@ -44,6 +44,7 @@ from ._rest import MAX_PAGE_SIZE, ParadexRestClient
 from ._urls import resolve_urls
 from ._wire import value_from_wire
 from ._ws import (
+    _DETAIL_CHARS,
     DEFAULT_CHANNELS,
     JsonRpcConnection,
     Notification,
@@ -62,8 +63,6 @@ logger = logging.getLogger("reconcile_paradex")
 DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
 #: ``Source.WS`` as a constant: reading a member off its class costs more, once per message.
 _WS: Final = Source.WS
-#: What a Discrepancy keeps of a text (the venue's text is redacted before the cut).
-_DETAIL_CHARS: Final = 500
 #: How far before the time in an order id the history search for that order starts (ms).
 _ID_TIME_SLACK_MS: Final = 60_000
 #: Pages of ``/orders-history`` read at most when looking for one order there.

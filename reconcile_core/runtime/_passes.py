@@ -211,17 +211,15 @@ class Reconciliation:
         else:
             since = max(0, watermark - config.fill_overlap_ms)
             lag, overlap = source.settlement_lag_ms, config.fill_overlap_ms
-            ahead = [
-                (reading, began)
-                for reading, local, began in self._history
-                if reading + int((local_now - local) * 1000) > venue_now + overlap
-            ]
+            ahead: list[tuple[int, int]] = []
+            kept: deque[tuple[int, float, int]] = deque(maxlen=_HISTORY)
+            for reading, local, began in self._history:
+                if reading + int((local_now - local) * 1000) > venue_now + overlap:
+                    ahead.append((reading, began))
+                else:
+                    kept.append((reading, local, began))
+            self._history = kept  # the ones that ran ahead are accounted for here, once
             if ahead or watermark > venue_now - lag + overlap:
-                if ahead:  # accounted for now: the readings after them are judged without them
-                    self._history = deque(
-                        (h for h in self._history if h[0] + int((local_now - h[1]) * 1000) <= venue_now + overlap),
-                        maxlen=_HISTORY,
-                    )
                 pin = ahead[0][1] if ahead else max(0, venue_now - lag - overlap)
                 until = max([watermark + lag, *(reading for reading, _ in ahead)])
                 if self._pinned is not None:

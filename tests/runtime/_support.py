@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
+import httpx
 
 from reconcile_core import (
     CycleSummary,
@@ -26,6 +27,8 @@ from reconcile_core import (
 from reconcile_core.runtime import Session, SessionConfig
 from reconcile_core.testing import FakeVenue, FaultySource
 from reconcile_core.typing import FillLedger
+from reconcile_paradex import ParadexSource, TokenBucket, TokenProvider
+from reconcile_paradex.testing import ParadexSimulator
 
 #: Everything quick, nothing jittered, periodic passes effectively off.
 FAST = SessionConfig(
@@ -173,3 +176,20 @@ def assert_delivered_exactly_once(collector: Collector, venue: FakeVenue, accoun
         else:
             assert counts[fill.key] == 1, fill.key
     assert collector.bust_counts() == Counter(busted)
+
+
+def simulated_source(
+    sim: ParadexSimulator, client: httpx.AsyncClient, *, token: TokenProvider | str | None = None
+) -> ParadexSource:
+    """A ParadexSource for the simulator's first account, in process (a fresh read-only token by default)."""
+    account = sim.accounts[0]
+    return ParadexSource(
+        account=account,
+        token=sim.issue_read_only_token(account) if token is None else token,
+        env=None,
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        http_client=client,
+        ws_connector=sim.ws_connector,
+        rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
+    )

@@ -18,6 +18,7 @@ from reconcile_core import (
     FillRecorded,
     Liquidity,
     MemoryLedger,
+    Order,
     OrderUpdated,
     Side,
     Source,
@@ -163,6 +164,12 @@ class TestDurability:
         assert send.statistics().current_buffer_used == 0
 
 
+def _one_live_order() -> tuple[FakeVenue, FaultySource, MemoryLedger, Order]:
+    """A venue with one live order of ``main``, its source, a fresh ledger, and the order."""
+    venue = FakeVenue(seed=7)
+    return venue, FaultySource(venue), MemoryLedger(), venue.place("main")
+
+
 class TestAcknowledgement:
     """The acknowledgement rule, exactly as the Session docstring states it."""
 
@@ -273,10 +280,7 @@ class TestAcknowledgement:
         assert _offsets(ledger) == {fills[0].offset, fills[2].offset}
 
     async def test_an_ended_order_leaves_the_ledger_once_its_final_state_was_handled(self) -> None:
-        venue = FakeVenue(seed=7)
-        source = FaultySource(venue)
-        ledger = MemoryLedger()
-        placed = venue.place("main")
+        venue, source, ledger, placed = _one_live_order()
         live = {"venue": venue.name, "account": "main"}
         async with Session(source, ledger, config=fast(ack_batch=1000)) as session:
             await session.wait_synced()
@@ -291,10 +295,7 @@ class TestAcknowledgement:
             assert ledger.live_orders(**live) == []
 
     async def test_for_a_manual_consumer_an_ended_order_is_handled_when_taken(self) -> None:
-        venue = FakeVenue(seed=7)
-        source = FaultySource(venue)
-        ledger = MemoryLedger()
-        placed = venue.place("main")
+        venue, source, ledger, placed = _one_live_order()
         live = {"venue": venue.name, "account": "main"}
         async with Session(source, ledger, config=fast(auto_ack=False, ack_batch=1)) as session:
             await session.wait_synced()

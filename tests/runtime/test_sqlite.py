@@ -22,7 +22,7 @@ from reconcile_core.errors import TransportError, UsageError
 from reconcile_core.runtime import Session
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.testing import FakeVenue, FaultySource
-from reconcile_paradex import ParadexSource, TokenBucket
+from reconcile_paradex import ParadexSource
 from reconcile_paradex.testing import ParadexSimulator
 
 from ._support import (
@@ -32,6 +32,7 @@ from ._support import (
     assert_orders_match,
     assert_positions_match,
     fast,
+    simulated_source,
 )
 
 pytestmark = pytest.mark.anyio
@@ -193,21 +194,6 @@ class TestManySessions:
                 tg.cancel_scope.cancel()
             for name in venue.accounts:
                 assert ledger.count(venue=venue.name, account=name) == len(venue.fills(name))
-
-
-def simulated_source(sim: ParadexSimulator, client: httpx.AsyncClient) -> ParadexSource:
-    """A ParadexSource for the simulator's first account, in process, with a fresh read-only token."""
-    account = sim.accounts[0]
-    return ParadexSource(
-        account=account,
-        token=sim.issue_read_only_token(account),
-        env=None,
-        rest_url=sim.rest_url,
-        ws_url=sim.ws_url,
-        http_client=client,
-        ws_connector=sim.ws_connector,
-        rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
-    )
 
 
 class TestLiveOrdersAcrossRestarts:

@@ -13,10 +13,9 @@ pytest.importorskip("starknet_py", reason="needs the 'starknet' extra: pip insta
 
 from reconcile_core import FillRecorded, MemoryLedger
 from reconcile_core.runtime import ConnectionState, Session
-from reconcile_paradex import ParadexSource, TokenBucket
 from reconcile_paradex.testing import ParadexSimulator
 
-from ...runtime._support import DEADLINE, Collector, fast
+from ...runtime._support import DEADLINE, Collector, fast, simulated_source
 from ._support import RecordingProvider, sim_provider
 
 pytestmark = pytest.mark.anyio
@@ -32,16 +31,7 @@ async def live_session(sim: ParadexSimulator) -> AsyncIterator[tuple[Session, Re
     key = sim.new_starknet_key(account)
     async with sim, httpx.AsyncClient(transport=sim.http_transport()) as client:
         provider = RecordingProvider(sim_provider(sim, client, account=account, private_key=key))
-        source = ParadexSource(
-            account=account,
-            token=provider,
-            env=None,
-            rest_url=sim.rest_url,
-            ws_url=sim.ws_url,
-            http_client=client,
-            ws_connector=sim.ws_connector,
-            rate_limiter=TokenBucket(rate=10_000, capacity=10_000),
-        )
+        source = simulated_source(sim, client, token=provider)
         async with source, Session(source, MemoryLedger(), config=fast()) as session, anyio.create_task_group() as tg:
             collector = Collector(session)
             await tg.start(collector.run)
