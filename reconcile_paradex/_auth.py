@@ -25,9 +25,10 @@ import base64
 import binascii
 import inspect
 import json
+import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final, Protocol, runtime_checkable
 
 import anyio
 
@@ -37,14 +38,21 @@ from ._fields import is_nonempty_str
 from ._redact import redact
 
 __all__ = [
+    "DEFAULT_JWT_LIFETIME",
     "GEO_BLOCK_MESSAGE",
     "CallableTokenProvider",
     "ReadOnlyToken",
     "Secret",
     "TokenProvider",
+    "check_seconds",
     "jwt_expiry",
     "redact",
+    "seconds",
+    "usable_for",
 ]
+
+#: Paradex JWTs live five minutes (API.md §2.3); assumed when a token's ``exp`` is unreadable.
+DEFAULT_JWT_LIFETIME: Final = 300.0
 
 GEO_BLOCK_MESSAGE = (
     "Paradex refuses service to this IP address's region (GEO_IP_BLOCK / 40112). "
@@ -143,20 +151,62 @@ class ReadOnlyToken:
         return "ReadOnlyToken(token=Secret('***'))"
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (unix seconds), read without verifying; ``None`` if unreadable."""
+def _jwt_claims(token: str) -> Mapping[str, object]:
+    """The JWT's payload claims, decoded without verification; empty when unreadable."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        return {}
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload))
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def seconds(value: object) -> float | None:
+    """``value`` as finite seconds (an int or float, not a bool); ``None`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return float(exp)  # float ok: seconds, not money
-    return None
+    number = float(value)  # float ok: seconds, not money
+    return number if math.isfinite(number) else None
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
+    """:class:`UsageError` unless ``value`` is a number of seconds ``> 0`` (or ``>= 0``)."""
+    number = seconds(value)
+    if number is None or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise UsageError(f"{name} must be a number of seconds {bound}, got {value!r}")
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (unix seconds), read without verifying; ``None`` if unreadable."""
+    return seconds(_jwt_claims(token).get("exp"))
+
+
+def usable_for(
+    token: str, *, minted_at: float, refresh_margin: float, refresh_after: float = math.inf
+) -> tuple[float, str]:
+    """Seconds after ``minted_at`` to use ``token`` before minting anew, and how that was decided.
+
+    The token's lifetime is its own ``exp - iat`` (the venue's clock on both
+    sides, so local clock skew does not matter); with only ``exp``, it is
+    ``exp`` minus the local minting time; unreadable (or an ``exp`` already
+    past by the local clock), Paradex's 5 minutes. The token is used until
+    ``refresh_margin`` before its end, at most ``refresh_after``, and at least
+    half its lifetime: a local clock far ahead of the venue's must not make
+    every fresh token look expired (one mint per request).
+    """
+    claims = _jwt_claims(token)
+    exp, iat = seconds(claims.get("exp")), seconds(claims.get("iat"))
+    if exp is not None and iat is not None and exp > iat:
+        lifetime, basis = exp - iat, "exp - iat"
+    elif exp is not None and exp > minted_at:
+        lifetime, basis = exp - minted_at, "exp"
+    else:
+        lifetime, basis = DEFAULT_JWT_LIFETIME, "no readable exp; assumed"
+    usable = min(refresh_after, max(lifetime - refresh_margin, lifetime / 2))
+    return usable, f"lifetime {lifetime:g} s ({basis})"
 
 
 TokenFunction = Callable[[], "str | Secret | Awaitable[str | Secret]"]
@@ -167,9 +217,13 @@ class CallableTokenProvider:
 
     The token is cached and the function called again when ``force_refresh``
     is set, or when the JWT's ``exp`` is less than ``refresh_margin`` seconds
-    away. A token without a readable ``exp`` is reused for
-    ``default_lifetime`` seconds (Paradex JWTs live 300 s). Concurrent callers
-    share one call. ``wall_clock`` (unix seconds) is injectable for tests.
+    away. The lifetime is the token's own ``exp - iat`` when it has both
+    (venue time on both sides), and a token is kept for at least half of it:
+    a local clock running ahead of the venue's must not make every fresh token
+    look expired, which would call the function on every request. A token
+    without a readable ``exp`` is reused for ``default_lifetime`` seconds
+    (Paradex JWTs live 300 s). Concurrent callers share one call.
+    ``wall_clock`` (unix seconds) is injectable for tests.
     """
 
     __slots__ = ("_cached", "_default_lifetime", "_func", "_lock", "_refresh_margin", "_valid_until", "_wall_clock")
@@ -184,9 +238,13 @@ class CallableTokenProvider:
     ) -> None:
         if not callable(func):
             raise UsageError("CallableTokenProvider needs a callable returning a token")
+        check_seconds("refresh_margin", refresh_margin, allow_zero=True)
+        check_seconds("default_lifetime", default_lifetime, allow_zero=False)
+        if not callable(wall_clock):
+            raise UsageError("wall_clock must be a callable returning unix seconds")
         self._func = func
-        self._refresh_margin = refresh_margin
-        self._default_lifetime = default_lifetime
+        self._refresh_margin = float(refresh_margin)  # float ok: seconds, not money
+        self._default_lifetime = float(default_lifetime)  # float ok: seconds, not money
         self._wall_clock = wall_clock
         self._cached: Secret | None = None
         self._valid_until = 0.0
@@ -207,10 +265,12 @@ class CallableTokenProvider:
                 return self._cached.reveal()
             secret = await self._mint()
             self._cached = secret
-            exp = jwt_expiry(secret.reveal())
-            now = self._wall_clock()
-            self._valid_until = (exp - self._refresh_margin) if exp is not None else now + self._default_lifetime
-            return secret.reveal()
+            value, now = secret.reveal(), self._wall_clock()
+            if jwt_expiry(value) is None:
+                self._valid_until = now + self._default_lifetime
+            else:
+                self._valid_until = now + usable_for(value, minted_at=now, refresh_margin=self._refresh_margin)[0]
+            return value
 
     def _expiring(self) -> bool:
         return self._wall_clock() >= self._valid_until

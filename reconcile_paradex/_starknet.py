@@ -24,13 +24,11 @@ key is held in a :class:`~reconcile_paradex.Secret`; it never appears in a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
@@ -47,7 +45,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, Secret, redact
+from ._auth import DEFAULT_JWT_LIFETIME, GEO_BLOCK_MESSAGE, Secret, check_seconds, redact, usable_for
 from ._fields import decode_json, is_nonempty_str
 from ._parse import parse_error_body
 from ._urls import ENVIRONMENTS
@@ -67,8 +65,6 @@ logger = logging.getLogger("reconcile_paradex.auth")
 INSTALL_HINT: Final = "pip install 'reconcile-trading[starknet]'"
 #: The ``path`` of the signed message: ``/v1/auth`` also when POSTing to ``/v1/auth/{public_key}``.
 AUTH_PATH: Final = "/v1/auth"
-#: Paradex JWTs live five minutes (API.md §2.3); assumed when a token's ``exp`` is unreadable.
-DEFAULT_JWT_LIFETIME: Final = 300.0
 _USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
 _EC_ORDER: Final = 0x800000000000010FFFFFFFFFFFFFFFFB781126DCAE7B2321E66A241ADC64D2F
 
@@ -217,46 +213,6 @@ def _private_key(value: object) -> int:
     return key
 
 
-def _jwt_claims(token: str) -> Mapping[str, object]:
-    """The JWT's payload claims, decoded without verification; empty when unreadable."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)  # float ok: seconds, not money
-    return number if math.isfinite(number) else None
-
-
-def _usable_for(token: str, *, minted_at: float, refresh_after: float, refresh_margin: float) -> tuple[float, str]:
-    """Seconds after ``minted_at`` to use ``token`` before minting anew, and how that was decided.
-
-    The token's lifetime is its own ``exp - iat`` (the venue's clock on both
-    sides, so local clock skew does not matter); with only ``exp``, it is
-    ``exp`` minus the local minting time; unreadable, Paradex's 5 minutes. The
-    token is used until ``refresh_margin`` before its end, at most
-    ``refresh_after``, and at least half its lifetime (short-lived tokens).
-    """
-    claims = _jwt_claims(token)
-    exp, iat = _seconds(claims.get("exp")), _seconds(claims.get("iat"))
-    if exp is not None and iat is not None and exp > iat:
-        lifetime, basis = exp - iat, "exp - iat"
-    elif exp is not None and exp > minted_at:
-        lifetime, basis = exp - minted_at, "exp"
-    else:
-        lifetime, basis = DEFAULT_JWT_LIFETIME, "no readable exp; assumed"
-    usable = min(refresh_after, max(lifetime - refresh_margin, lifetime / 2))
-    return usable, f"lifetime {lifetime:g} s ({basis})"
-
-
 class StarknetKeyTokenProvider:
     """Mints Paradex JWTs with a Starknet private key (or subkey): a :class:`TokenProvider`.
 
@@ -321,9 +277,9 @@ class StarknetKeyTokenProvider:
         self._public_key = _public_key(key)
         self._private_key = Secret(hex(key))
         self._rest_url = _rest_url(env, rest_url)
-        _check_seconds("refresh_after", refresh_after, allow_zero=False)
-        _check_seconds("refresh_margin", refresh_margin, allow_zero=True)
-        _check_seconds("timeout", timeout, allow_zero=False)
+        check_seconds("refresh_after", refresh_after, allow_zero=False)
+        check_seconds("refresh_margin", refresh_margin, allow_zero=True)
+        check_seconds("timeout", timeout, allow_zero=False)
         _check_signature_ttl(signature_ttl)
         if not callable(wall_clock):
             raise UsageError("wall_clock must be a callable returning unix seconds")
@@ -407,7 +363,7 @@ class StarknetKeyTokenProvider:
             response = await self._send(client, "POST", url, headers)
         token = self._read_token(response)
         minted_at = self._wall_clock()
-        usable, basis = _usable_for(
+        usable, basis = usable_for(
             token.reveal(), minted_at=minted_at, refresh_after=self._refresh_after, refresh_margin=self._refresh_margin
         )
         self._cached = token
@@ -544,13 +500,6 @@ def _seconds_header(value: str | None) -> float | None:
     except ValueError:
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
-    number = _seconds(value)
-    if number is None or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise UsageError(f"{name} must be a number of seconds {bound}, got {value!r}")
 
 
 def _check_signature_ttl(value: object) -> None:

@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import pickle
+from typing import Any
 
 import anyio
 import pytest
@@ -20,13 +21,15 @@ from .fake_venue import FakeParadex, order_payload, paradex_source, token_minter
 pytestmark = pytest.mark.anyio
 
 
-def make_jwt(exp: float | None, subject: str = "0x1") -> str:
+def make_jwt(exp: float | None, subject: str = "0x1", *, iat: float | None = None) -> str:
     def part(obj: object) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
     claims: dict[str, object] = {"sub": subject}
     if exp is not None:
         claims["exp"] = exp
+    if iat is not None:
+        claims["iat"] = iat
     return f"{part({'alg': 'ES384'})}.{part(claims)}.c2lnbmF0dXJlLXNpZw"
 
 
@@ -78,6 +81,48 @@ async def test_callable_provider_caches_until_shortly_before_exp() -> None:
     assert calls == 2
     assert await provider.token(force_refresh=True) != second
     assert calls == 3
+
+
+@pytest.mark.parametrize("with_iat", [True, False], ids=["exp-and-iat", "exp-only"])
+async def test_callable_provider_keeps_tokens_when_the_local_clock_runs_ahead(with_iat: bool) -> None:
+    # The venue's clock says the token lives 300 s; ours is 600 s ahead, so by our clock
+    # every fresh token has already expired. It must still be reused, not minted per request.
+    venue_now = [1000.0]
+    skew = 600.0
+    calls = 0
+
+    def mint() -> str:
+        nonlocal calls
+        calls += 1
+        iat = venue_now[0] if with_iat else None
+        return make_jwt(venue_now[0] + 300, subject=f"call-{calls}", iat=iat)
+
+    provider = CallableTokenProvider(mint, refresh_margin=30, wall_clock=lambda: venue_now[0] + skew)
+    first = await provider.token()
+    for _ in range(20):
+        assert await provider.token() == first
+    assert calls == 1
+    venue_now[0] += 269  # 31 s before the end of its lifetime: still kept
+    assert await provider.token() == first
+    venue_now[0] += 2
+    assert await provider.token() != first
+    assert calls == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"refresh_margin": float("nan")}, "refresh_margin"),
+        ({"refresh_margin": "30"}, "refresh_margin"),
+        ({"refresh_margin": -1}, "refresh_margin"),
+        ({"default_lifetime": 0}, "default_lifetime"),
+        ({"default_lifetime": float("inf")}, "default_lifetime"),
+        ({"wall_clock": 5}, "wall_clock"),
+    ],
+)
+def test_callable_provider_refuses_unusable_options(options: dict[str, Any], name: str) -> None:
+    with pytest.raises(UsageError, match=name):
+        CallableTokenProvider(lambda: "token", **options)
 
 
 async def test_callable_provider_accepts_async_functions_and_tokens_without_exp() -> None:
