@@ -160,14 +160,14 @@ class VenueRegistry:
         entry = self.entry(name)
         try:
             plugin = entry.entry_point.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a module calling sys.exit() on import must not end the host
             raise PluginLoadError(_load_failure(entry, exc)) from exc
         checked = _validate(entry, plugin)
         self._loaded[name] = checked
         return checked
 
 
-def _load_failure(entry: VenueEntry, exc: Exception) -> str:
+def _load_failure(entry: VenueEntry, exc: BaseException) -> str:
     message = f"venue plugin {entry.name!r} from {entry.origin} failed to import: {type(exc).__name__}: {exc}"
     dist = entry.distribution
     if isinstance(exc, ModuleNotFoundError) and exc.name:
@@ -188,27 +188,39 @@ def _load_failure(entry: VenueEntry, exc: Exception) -> str:
 _REQUIRED: Final = (("name", str), ("description", str))
 
 
+def _attribute(plugin: object, attribute: str, what: str) -> object:
+    """``plugin.attribute``; a missing one, or a property that raises, is a :class:`PluginValidationError`."""
+    failed: str | None = None
+    try:
+        return getattr(plugin, attribute)
+    except AttributeError:
+        failed = f"the loaded object has no attribute {attribute!r}"
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's property is its code: any failure is its fault
+        failed = f"reading its {attribute!r} raised {type(exc).__name__}"
+    raise PluginValidationError(f"{what} does not satisfy {_PROTOCOL}: {failed}")
+
+
+_PROTOCOL: Final = "reconcile_core.typing.VenuePlugin"
+
+
 def _validate(entry: VenueEntry, plugin: object) -> VenuePlugin:
     what = f"venue plugin {entry.name!r} from {entry.origin}"
-    protocol = "reconcile_core.typing.VenuePlugin"
+    protocol = _PROTOCOL
+    if isinstance(plugin, type):
+        raise PluginValidationError(
+            f"{what} does not satisfy {protocol}: the entry point names the class {plugin.__name__!r}; "
+            "it must name an instance (e.g. `venue = MyVenue()`)"
+        )
     for attribute, kind in _REQUIRED:
-        if not hasattr(plugin, attribute):
-            raise PluginValidationError(
-                f"{what} does not satisfy {protocol}: the loaded object has no attribute {attribute!r}"
-            )
-        value = getattr(plugin, attribute)
+        value = _attribute(plugin, attribute, what)
         if not isinstance(value, kind):
             raise PluginValidationError(
                 f"{what} does not satisfy {protocol}: its {attribute!r} is {type(value).__name__}, "
                 f"expected {kind.__name__}"
             )
-    if not hasattr(plugin, "create_source"):
-        raise PluginValidationError(
-            f"{what} does not satisfy {protocol}: the loaded object has no attribute 'create_source'"
-        )
-    if not callable(getattr(plugin, "create_source")):  # noqa: B009 - mypy cannot see it on object
+    if not callable(_attribute(plugin, "create_source", what)):
         raise PluginValidationError(f"{what} does not satisfy {protocol}: its 'create_source' is not callable")
-    declared = getattr(plugin, "name")  # noqa: B009
+    declared = _attribute(plugin, "name", what)
     if declared != entry.name:
         raise PluginValidationError(
             f"{what} does not satisfy {protocol}: it calls itself {declared!r} but is registered as {entry.name!r}"

@@ -151,6 +151,14 @@ def test_an_error_raised_at_import_is_chained(site: Site) -> None:
     assert isinstance(caught.value.__cause__, RuntimeError)
 
 
+def test_a_plugin_exiting_at_import_is_a_load_error_not_the_end_of_the_host(site: Site) -> None:
+    module = unique("exiting_venue")
+    site.install("exiting-venue", "1.0", {"exiting": f"{module}:venue"}, {module: "raise SystemExit(0)\n"})
+    with pytest.raises(PluginLoadError, match=r"exiting-venue 1\.0.*SystemExit") as caught:
+        VenueRegistry().load("exiting")
+    assert isinstance(caught.value.__cause__, SystemExit)
+
+
 def test_a_name_claimed_twice_names_both_distributions(site: Site) -> None:
     first, second = unique("first_venue"), unique("second_venue")
     site.install("first-venue", "1.0", {"shared": f"{first}:venue"}, {first: PLUGIN_MODULE.format(name="shared")})
@@ -205,6 +213,17 @@ def test_an_object_that_is_not_a_plugin_says_what_is_missing(site: Site, attribu
             "'create_source' is not callable",
         ),
         ("class V:\n    name = 'odd'\nvenue = V()\n", "has no attribute 'description'"),
+        (
+            (
+                "class V:\n    name = 'odd'\n    @property\n    def description(self):\n        raise KeyError('x')\n"
+                "    def create_source(self, **o): ...\nvenue = V()\n"
+            ),
+            "reading its 'description' raised KeyError",
+        ),
+        (
+            "class V:\n    name = 'odd'\n    description = 'd'\n    def create_source(self, **o): ...\nvenue = V\n",
+            "names the class 'V'; it must name an instance",
+        ),
     ],
 )
 def test_each_missing_part_is_named(site: Site, source: str, expected: str) -> None:
