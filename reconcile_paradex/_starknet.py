@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import anyio
@@ -48,6 +48,7 @@ from reconcile_core.errors import TimeoutError as RequestTimeoutError
 from ._auth import DEFAULT_JWT_LIFETIME, GEO_BLOCK_MESSAGE, Secret, check_seconds, redact, usable_for
 from ._fields import decode_json, is_nonempty_str
 from ._parse import parse_error_body
+from ._redact import cut
 from ._urls import ENVIRONMENTS
 
 __all__ = [
@@ -66,6 +67,10 @@ INSTALL_HINT: Final = "pip install 'reconcile-trading[starknet]'"
 #: The ``path`` of the signed message: ``/v1/auth`` also when POSTing to ``/v1/auth/{public_key}``.
 AUTH_PATH: Final = "/v1/auth"
 _USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
+#: The shortest signature part worth redacting (shorter ones would hide ordinary numbers).
+_MIN_SIGNATURE_CHARS: Final = 16
+#: How much of an error body is read for its excerpt (the excerpt is cut shorter, after redaction).
+_EXCERPT_WINDOW: Final = 16384
 _EC_ORDER: Final = 0x800000000000010FFFFFFFFFFFFFFFFB781126DCAE7B2321E66A241ADC64D2F
 
 # The typed-data types of the auth message, exactly as API.md §2.2 (and paradex-py) write them.
@@ -236,7 +241,10 @@ class StarknetKeyTokenProvider:
     ``code`` is the venue's: ``STARKNET_SIGNATURE_VERIFICATION_FAILED``,
     ``NOT_ONBOARDED``, ...); 429 ``RateLimitedError``; 5xx and unusable
     answers ``VenueError``; the network ``TransportError``/``TimeoutError``.
-    Nothing is retried here: the REST client and the session retry.
+    A refusal's message quotes the venue (redacted: neither the key nor the
+    request's signature shows), or an excerpt of a body that is not JSON (a
+    proxy's page). Nothing is retried here: the REST client retries the 5xx
+    and network failures like a failed request, and the session backs off.
     """
 
     __slots__ = (
@@ -405,44 +413,66 @@ class StarknetKeyTokenProvider:
         logger.debug("Paradex starknet_chain_id is %r", chain_id[:80])
         return chain_id
 
-    def _clean(self, text: str) -> str:
+    def _clean(self, text: str, *signature: str) -> str:
+        """``text`` without the key (in the forms it is written) or the request's signature.
+
+        The venue never sees the key, but it sees the signature, and may quote it back; a
+        signature mints JWTs until it expires (API.md §2.3).
+        """
+        return redact(text, *self._secrets(signature))
+
+    def _secrets(self, signature: tuple[str, ...]) -> tuple[str, ...]:
         key = self._private_key.reveal()
-        return redact(text, key, key[2:], str(int(key, 16)))
+        return (key, key[2:], str(int(key, 16)), *signature)
 
     async def _send(self, client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
         what = f"{method} {url.removeprefix(self._rest_url)}"
+        signature = _signature_parts(headers)
         try:
             response = await client.request(method, url, headers=headers)
         except httpx.TimeoutException as exc:
             raise RequestTimeoutError(f"{what}: Paradex did not answer in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise TransportError(
-                f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc))})"
+                f"{what}: connection to Paradex failed ({type(exc).__name__}: {self._clean(str(exc), *signature)})"
             ) from exc
         status = response.status_code
         logger.debug("%s -> HTTP %d", what, status)
         if 200 <= status < 300:
             return response
+        from_api = True
         try:
             code, message = parse_error_body(decode_json(response.content))
         except ParseError:
-            code, message = None, None
-        detail = self._clean(message) if message else "no error message"
+            code, message, from_api = None, None, False
+        code = self._clean(code, *signature) if code else None
+        if message:
+            detail = self._clean(message, *signature)
+        elif from_api:
+            detail = "no error message"
+        else:  # an HTML page from a proxy, a CDN or a wrong URL: show what it was
+            body = response.content[:_EXCERPT_WINDOW].decode("utf-8", "replace")
+            detail = f"a body that is not JSON: {cut(body, 200, *self._secrets(signature))!r}"
         text = f"{what}: Paradex answered HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
         if status == 429:
             retry_after = _seconds_header(response.headers.get("Retry-After"))
             raise RateLimitedError(text, code=code, status=status, retry_after=retry_after)
         if status >= 500 or method != "POST":
             raise VenueError(text, code=code, status=status)
-        raise AuthenticationError(self._explain(code, text), code=code, status=status)
+        raise AuthenticationError(self._explain(code, text, from_api=from_api), code=code, status=status)
 
-    def _explain(self, code: str | None, text: str) -> str:
+    def _explain(self, code: str | None, text: str, *, from_api: bool) -> str:
         if code == "GEO_IP_BLOCK":
             return f"POST /auth: {GEO_BLOCK_MESSAGE}"
         if code == "NOT_ONBOARDED":
             return (
                 f"{text}. Account {self._account} has not been onboarded on Paradex: onboard it once "
                 "(connect it in the Paradex app, or call POST /v1/onboarding, e.g. with paradex-py), then retry"
+            )
+        if not from_api:
+            return (
+                f"{text}. That is not an answer from Paradex's API: check rest_url ({self._rest_url}), "
+                "and any proxy or firewall between here and Paradex"
             )
         if code in _SIGNATURE_CODES or code is None:
             return (
@@ -500,6 +530,17 @@ def _seconds_header(value: str | None) -> float | None:
     except ValueError:
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _signature_parts(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The signature's ``r`` and ``s`` in the forms a venue may quote them (decimal, hex), for redaction."""
+    sent = headers.get("PARADEX-STARKNET-SIGNATURE")
+    if sent is None:
+        return ()
+    parts = [str(p) for p in json.loads(sent)]
+    forms = (*parts, *(hex(int(p)) for p in parts if p.isdigit()))
+    # A real r or s is a ~250-bit number; a short one (a test's stand-in) would redact plain digits.
+    return tuple(form for form in forms if len(form) >= _MIN_SIGNATURE_CHARS)
 
 
 def _check_signature_ttl(value: object) -> None:

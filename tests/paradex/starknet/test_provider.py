@@ -426,6 +426,37 @@ class TestVenueRefusals:
         error = await self._refused(sim, account=account, private_key=subkey)
         assert error.code == "INVALID_SUBKEY"
 
+    async def test_the_signature_quoted_back_is_redacted(self, sim: ParadexSimulator) -> None:
+        # The venue sees the signature (it mints JWTs until it expires) and may quote it.
+        account = sim.accounts[0]
+        key = sim.new_starknet_key(account)
+        sent: list[str] = []
+
+        def echoing(request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/system/config"):
+                return httpx.Response(200, json={"starknet_chain_id": "PRIVATE_SN_POTC_SEPOLIA"})
+            signature = request.headers["PARADEX-STARKNET-SIGNATURE"]
+            r, s = json.loads(signature)
+            sent.extend([r, s, hex(int(r)), hex(int(s))])
+            return httpx.Response(
+                400,
+                json={
+                    "error": f"INVALID_TIMESTAMP {r}",
+                    "message": f"in the future (signature {signature}, s={hex(int(s))})",
+                },
+            )
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(echoing)) as client:
+            provider = sim_provider(sim, client, account=account, private_key=key)
+            with pytest.raises(AuthenticationError) as caught:
+                await provider.token()
+        text = str(caught.value)
+        assert "in the future" in text
+        assert sent
+        for part in sent:
+            assert part not in text
+            assert part[:20] not in text
+
 
 @pytest.mark.usefixtures("quick_sign")
 class TestOtherFailures:
@@ -444,6 +475,14 @@ class TestOtherFailures:
             (httpx.Response(403, json={"error": "GEO_IP_BLOCK", "message": "blocked"}), AuthenticationError, "region"),
             (httpx.Response(401, json={"message": "nope"}), AuthenticationError, "did not accept the signature"),
             (httpx.Response(400, text="garbage"), AuthenticationError, "HTTP 400"),
+            (
+                httpx.Response(403, text="<html><body>403 Forbidden (CloudFront)</body></html>"),
+                AuthenticationError,
+                (
+                    r"HTTP 403: a body that is not JSON: '<html><body>403 Forbidden \(CloudFront\).*"
+                    r"not an answer from Paradex's API: check rest_url"
+                ),
+            ),
         ],
     )
     async def test_auth_answers_map_to_library_errors(
