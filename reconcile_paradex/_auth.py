@@ -28,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, cast, runtime_checkable
 
 import anyio
 
@@ -44,6 +44,7 @@ __all__ = [
     "ReadOnlyToken",
     "Secret",
     "TokenProvider",
+    "as_provider",
     "check_seconds",
     "jwt_expiry",
     "redact",
@@ -149,6 +150,19 @@ class ReadOnlyToken:
 
     def __repr__(self) -> str:
         return "ReadOnlyToken(token=Secret('***'))"
+
+
+def as_provider(token: object) -> TokenProvider:
+    """``token`` as a :class:`TokenProvider`: a ``str`` or :class:`Secret` is a read-only token.
+
+    Anything else must have a callable ``token``: :class:`UsageError` otherwise, without
+    quoting the value (it may be a secret of the wrong type).
+    """
+    if isinstance(token, str | Secret):
+        return ReadOnlyToken(token)
+    if not callable(getattr(token, "token", None)):
+        raise UsageError(f"token must be a TokenProvider, or a read-only token string (got {type(token).__name__})")
+    return cast("TokenProvider", token)
 
 
 def _jwt_claims(token: str) -> Mapping[str, object]:

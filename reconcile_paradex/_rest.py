@@ -46,7 +46,7 @@ from reconcile_core.errors import (
 )
 from reconcile_core.errors import TimeoutError as RequestTimeoutError
 
-from ._auth import GEO_BLOCK_MESSAGE, ReadOnlyToken, TokenProvider, fetch_token
+from ._auth import GEO_BLOCK_MESSAGE, ReadOnlyToken, Secret, TokenProvider, as_provider, fetch_token
 from ._fields import decode_json, is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market, Parsed
 from ._parse import (
@@ -151,7 +151,7 @@ class ParadexRestClient:
         *,
         rest_url: str,
         account: str,
-        token: TokenProvider,
+        token: TokenProvider | str | Secret,
         http_client: httpx.AsyncClient | None = None,
         rate_limiter: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
@@ -164,7 +164,7 @@ class ParadexRestClient:
         check_url("rest_url", rest_url, ("http", "https"))
         self._base = rest_url.rstrip("/")
         self._account = account
-        self._token = token
+        self._token = token = as_provider(token)
         self._owns_client = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -260,7 +260,17 @@ class ParadexRestClient:
             headers = {"Accept": "application/json"}
             if auth:
                 await self._bucket.acquire(self._clock)
-                token = await fetch_token(self._token, force_refresh=refreshed)
+                try:
+                    token = await fetch_token(self._token, force_refresh=refreshed)
+                except (TransportError, VenueError) as exc:
+                    # A provider minting over the network (POST /auth) may fail the way a
+                    # request does: retried like one, with the same backoff and attempts.
+                    if not _transient(exc) or attempt >= self._retry.attempts:
+                        raise
+                    delay = self._retry.backoff(attempt, self._rng)
+                    logger.warning("%s: no token (%s); retry %d in %.3f s", what, exc, attempt, delay)
+                    await self._clock.sleep(delay)
+                    continue
                 self._last_token = token
                 headers["Authorization"] = f"Bearer {_header_token(token, what)}"
             failure: Exception
@@ -324,9 +334,13 @@ class ParadexRestClient:
         except ParseError as exc:
             raise VenueError(
                 f"{what}: Paradex sent a body that is not JSON (HTTP {response.status_code}, "
-                f"content-type {response.headers.get('content-type', 'unknown')!r}): {self._excerpt(response)}",
+                f"content-type {self._content_type(response)}): {self._excerpt(response)}",
                 status=response.status_code,
             ) from exc
+
+    def _content_type(self, response: httpx.Response) -> str:
+        # A header is venue text too: it may echo the token, and may be long.
+        return repr(cut(response.headers.get("content-type", "unknown"), 80, self._last_token))
 
     def _excerpt(self, response: httpx.Response) -> str:
         # Redacted before the cut (see _redact); the window bounds the work on a huge body.
@@ -554,6 +568,15 @@ def _segment(value: str, name: str) -> str:
         # may resolve even %2E%2E (RFC 3986 §6.2.2). No Paradex id is one, so none is asked for.
         raise NotFoundError(f"{name} {value!r} cannot name an order (a URL path resolves it away); not asked")
     return quote(value, safe="")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a token provider's failure is worth retrying: a transport failure, or a venue 5xx."""
+    if isinstance(exc, TransportError):
+        return True
+    return (
+        type(exc) is VenueError and isinstance(exc.status, int) and exc.status >= 500  # not a refusal, not a 429
+    )
 
 
 def _header_token(token: object, what: str) -> str:

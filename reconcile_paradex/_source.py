@@ -26,7 +26,7 @@ from reconcile_core import (
 from reconcile_core.errors import NotFoundError, ParseError, UsageError, VenueError
 from reconcile_core.typing import Hint
 
-from ._auth import ReadOnlyToken, Secret, TokenProvider
+from ._auth import Secret, TokenProvider, as_provider
 from ._fields import is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market
 from ._parse import (
@@ -176,9 +176,7 @@ class ParadexSource:
             raise UsageError(f"settlement_lag_ms must be an int >= 0, got {settlement_lag_ms!r}")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise UsageError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size!r}")
-        provider: TokenProvider = ReadOnlyToken(token) if isinstance(token, (str, Secret)) else token
-        if not callable(getattr(provider, "token", None)):
-            raise UsageError("token must be a TokenProvider, or a read-only token string")
+        provider = as_provider(token)
         rest, ws = resolve_urls(env, rest_url, ws_url)
         self._account = account
         self._settlement_lag_ms = settlement_lag_ms
@@ -311,7 +309,7 @@ class ParadexSource:
                 return list(summary.problems)
         except ParseError as exc:
             return [malformed(f"WebSocket {channel[:50]} message", exc, data)]
-        logger.debug("ignoring a notification on channel %r", channel[:50])
+        logger.debug("ignoring a notification on channel %r", notification.quote(channel, 50))
         return []
 
     # -- snapshots and reads ------------------------------------------------------------

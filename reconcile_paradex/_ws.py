@@ -175,6 +175,10 @@ class Notification:
     _secrets: tuple[str, ...] = attrs.field(default=(), repr=False, kw_only=True, alias="secrets")
     wire: Wire | None = attrs.field(default=None, repr=False, kw_only=True)
 
+    def quote(self, value: object, limit: int) -> str:
+        """At most ``limit`` characters of ``str(value)`` (venue text, the channel say), redacted before the cut."""
+        return cut(str(value), limit, *self._secrets)
+
     @functools.cached_property
     def raw(self) -> str:
         """The raw message, for discrepancy excerpts (truncated and redacted)."""

@@ -8,6 +8,7 @@ and cut after; text already cut elsewhere loses a trailing start of a secret.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -172,6 +173,26 @@ async def test_an_auth_error_code_echoing_the_token_is_redacted(caplog: pytest.L
     error = caught.value
     for text in (str(error), repr(error), str(getattr(error, "code", "")), caplog.text):
         assert not leaks(text, token), text
+
+
+async def test_unknown_channels_and_methods_echoing_the_token_are_logged_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeParadex()
+    async with paradex_source(fake, token=long_token_minter(fake)) as source, source.subscribe() as stream:
+        token = fake.ws_auth_tokens[-1]
+        await fake.push_text(
+            json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"x.{token}", "data": {}}})
+        )
+        await fake.push_text(json.dumps({"jsonrpc": "2.0", "method": f"m.{token}"}))
+        await fake.push("positions", {"market": "ETH-USD-PERP"})  # a later hint: the two above were handled first
+        with anyio.fail_after(3):
+            await stream.__anext__()
+    ignored = [r.getMessage() for r in caplog.records if "ignoring" in r.getMessage()]
+    assert len(ignored) == 2, ignored
+    for line in ignored:
+        assert not leaks(line, token), line
 
 
 async def test_an_auth_result_echoing_the_token_is_redacted() -> None:

@@ -388,6 +388,59 @@ async def test_an_expired_jwt_is_refreshed_once_and_the_request_retried() -> Non
     assert forced == [False, False, True]
 
 
+@pytest.mark.parametrize(
+    ("failure", "retried"),
+    [
+        (VenueError("POST /auth: HTTP 503", status=503), True),
+        (TransportError("POST /auth: connection refused"), True),
+        (RequestTimeoutError("POST /auth: no answer"), True),
+        (AuthenticationError("POST /auth: HTTP 401 INVALID_SIGNATURE", status=401), False),
+        (RateLimitedError("POST /auth: HTTP 429", status=429), False),
+    ],
+    ids=["5xx", "transport", "timeout", "refused", "rate-limited"],
+)
+async def test_a_token_provider_failing_transiently_is_retried_like_a_request(
+    failure: Exception, retried: bool
+) -> None:
+    # A provider that mints over the network (StarknetKeyTokenProvider's POST /auth) can fail
+    # like any request; one 503 from /auth must not fail a read a 503 from /orders would not.
+    fake = FakeParadex()
+    minter = token_minter(fake)
+    calls = 0
+
+    class Minting:
+        async def token(self, *, force_refresh: bool = False) -> str:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise failure
+            return minter()
+
+    async with fake.running(), httpx.AsyncClient(transport=httpx.MockTransport(fake.handle)) as http:
+        client = _client(fake, http, token=Minting(), retry=RetryPolicy(attempts=3))
+        if retried:
+            assert (await client.open_orders()).value.orders == ()
+            assert calls == 2
+        else:
+            with pytest.raises(type(failure)):
+                await client.open_orders()
+            assert calls == 1
+            assert fake.requests_to("/orders") == []
+
+
+async def test_the_rest_client_takes_a_read_only_token_string_and_refuses_what_is_no_provider() -> None:
+    fake = FakeParadex()
+    text = "read-only-token-as-text"
+    fake.valid_tokens.add(text)
+    async with fake.running(), httpx.AsyncClient(transport=httpx.MockTransport(fake.handle)) as http:
+        client = _client(fake, http, token=text)
+        assert (await client.open_orders()).value.orders == ()
+        for wrong in (42, object(), text.encode()):
+            with pytest.raises(UsageError, match="token must be a TokenProvider") as caught:
+                _client(fake, http, token=wrong)
+            assert text not in str(caught.value)
+
+
 async def test_a_second_401_is_an_authentication_error() -> None:
     fake = FakeParadex()
     async with paradex_source(fake, token=ReadOnlyToken("revoked-read-only-token")) as source:

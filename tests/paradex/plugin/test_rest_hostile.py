@@ -250,6 +250,18 @@ async def test_an_error_code_echoing_the_token_is_redacted() -> None:
     assert PLAIN_TOKEN not in str(caught.value.code)
 
 
+async def test_a_content_type_echoing_the_token_is_redacted_and_cut() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        ctype = f"text/html; token={request.headers['authorization'][7:]}; " + "x" * 500
+        return httpx.Response(200, content=b"<html>not json</html>", headers={"content-type": ctype})
+
+    async with _client(Venue(answer)) as client:
+        with pytest.raises(VenueError, match="content-type 'text/html; token=") as caught:
+            await client.positions()
+    _assert_hidden(PLAIN_TOKEN, caught.value)
+    assert "x" * 100 not in str(caught.value)
+
+
 # -- 7. dot-segment ids ------------------------------------------------------------------------
 
 
