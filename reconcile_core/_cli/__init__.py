@@ -9,9 +9,11 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from reconcile_core.errors import (
@@ -23,7 +25,7 @@ from reconcile_core.errors import (
     UsageError,
 )
 
-from ._output import say_error
+from ._output import OutputError, redact_urls, say_error
 
 __all__ = ["build_parser", "main"]
 
@@ -65,6 +67,13 @@ def _explain(exc: ReconcileError) -> str:
     return text
 
 
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the interpreter's final flush of what could not be written stays quiet."""
+    with contextlib.suppress(OSError, ValueError):  # stdout is not a file (an embedding program, a test's capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
@@ -80,14 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (``reconcile ledger export | head``): not an error.
-        # Point stdout at devnull so the interpreter's final flush stays quiet.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+        # The reader went away (``reconcile ledger export | head``): not an error in itself,
+        # but it must not turn a verdict ("differences found") into a success.
+        _silence_stdout()
+        return int(getattr(args, "closed_pipe_exit", EXIT_OK))
     except ReconcileError as exc:
-        if args.debug:
-            raise
+        if isinstance(exc, OutputError) and exc.path is None:
+            _silence_stdout()
+        if args.debug:  # the traceback, then the same line and exit code as without --debug
+            sys.stderr.write(redact_urls("".join(traceback.format_exception(exc))))
         say_error(_explain(exc))
         configuration = UsageError | LedgerError | AuthenticationError | PluginError
         return EXIT_USAGE if isinstance(exc, configuration) else EXIT_PROBLEM

@@ -26,12 +26,20 @@ from reconcile_core._events import BackfillFills, Discrepancy, ResolveOrder
 from reconcile_core._memory_ledger import MemoryLedger
 from reconcile_core._reconciler import AccountReconciler
 from reconcile_core._types import Fill, FillBust, FillKey, OpenOrdersSnapshot, Order
-from reconcile_core.errors import NotFoundError, ReconcileError, UsageError
+from reconcile_core.errors import NotFoundError, ReconcileError, TransportError, UsageError
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.typing import StateSource
 
-from ._output import print_table
-from ._source_options import add_source_arguments, build_source, check_source, ledger_path, read_token
+from ._output import print_table, say
+from ._source_options import (
+    add_source_arguments,
+    build_source,
+    check_source,
+    ledger_path,
+    positive_seconds,
+    read_token,
+    venue_plugin,
+)
 
 __all__ = ["AuditRow", "add_audit_parser", "audit"]
 
@@ -57,33 +65,40 @@ def add_audit_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
     parser.add_argument("--max-lookups", type=int, default=100, help="orders to look up by id, at most")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request timeout")
-    parser.set_defaults(handler=_audit)
+    parser.add_argument("--timeout", type=positive_seconds, default=30.0, metavar="SECONDS", help="per-request timeout")
+    # A closed pipe before the verdict is known must not read as "no difference".
+    parser.set_defaults(handler=_audit, closed_pipe_exit=1)
 
 
 def _audit(args: argparse.Namespace) -> int:
+    plugin = venue_plugin(args)
     token = read_token(args)
-    _plugin, source = build_source(args, token)
+    source = build_source(args, plugin, token)
     path = ledger_path(args)
     if not path.exists():
         msg = f"no ledger at {path}; pass --ledger PATH (reconcile run creates one)"
         raise UsageError(msg)
     with SqliteLedger(path, read_only=True) as ledger:
         rows = anyio.run(_audit_async, args, source, ledger)
+    verdict = args.closed_pipe_exit = 1 if rows else 0
     if args.json:
         for row in rows:
-            print(json.dumps(attrs.asdict(row)), flush=True)
+            say(json.dumps(attrs.asdict(row)))
     elif rows:
         print_table(("kind", "subject", "expected", "seen"), [attrs.astuple(r) for r in rows])
     else:
-        print("ok: the ledger agrees with the venue", flush=True)
-    return 1 if rows else 0
+        say("ok: the ledger agrees with the venue")
+    return verdict
 
 
 async def _audit_async(args: argparse.Namespace, source: StateSource, ledger: SqliteLedger) -> list[AuditRow]:
+    deadline = args.timeout * 10
     try:
         await check_source(source, timeout=args.timeout)
-        return await audit(source, ledger, since=args.since, max_lookups=args.max_lookups, deadline=args.timeout * 10)
+        return await audit(source, ledger, since=args.since, max_lookups=args.max_lookups, deadline=deadline)
+    except TimeoutError:  # the builtin, from the deadline: each request was answered in time, the whole was not
+        msg = f"the venue did not answer in full within {deadline:g} s (ten times --timeout); check your network"
+        raise TransportError(msg) from None
     finally:
         await source.aclose()
 

@@ -52,7 +52,8 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--json", action="store_true", dest="json_output", help="print one JSON summary instead of the live display"
     )
-    parser.set_defaults(handler=_demo)
+    # The exit code is the demo's verdict: a closed pipe must not read as "converged".
+    parser.set_defaults(handler=_demo, closed_pipe_exit=1)
 
 
 def find_demo_venue(name: str | None) -> DemoVenue:

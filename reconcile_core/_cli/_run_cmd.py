@@ -15,12 +15,21 @@ import anyio
 import anyio.abc
 
 from reconcile_core._events import CycleSummary
+from reconcile_core.errors import UsageError
 from reconcile_core.runtime import Session, SessionConfig
 from reconcile_core.sqlite import SqliteLedger
 from reconcile_core.typing import StateSource
 
 from ._metrics import serve_metrics
-from ._source_options import add_source_arguments, build_source, check_source, ledger_path, read_token
+from ._source_options import (
+    add_source_arguments,
+    build_source,
+    check_source,
+    ledger_path,
+    positive_seconds,
+    read_token,
+    venue_plugin,
+)
 from ._writers import make_writer
 
 __all__ = ["add_run_parser"]
@@ -30,27 +39,45 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser = subparsers.add_parser("run", help="keep an account reconciled and stream its events")
     add_source_arguments(parser)
     parser.add_argument(
-        "--reconcile-interval", type=float, default=300.0, metavar="SECONDS", help="periodic pass (default 300)"
+        "--reconcile-interval",
+        type=positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="periodic pass (default 300)",
     )
     parser.add_argument(
         "--output", choices=("jsonl", "pretty"), default=None, help="default: pretty on a terminal, jsonl otherwise"
     )
     parser.add_argument("--once", action="store_true", help="connect, reconcile once, print, exit")
-    parser.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request timeout")
+    parser.add_argument(
+        "--metrics-port", type=tcp_port, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT"
+    )
+    parser.add_argument("--timeout", type=positive_seconds, default=30.0, metavar="SECONDS", help="per-request timeout")
     parser.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.reconcile_interval <= 0:
-        from reconcile_core.errors import UsageError  # noqa: PLC0415
+def tcp_port(text: str) -> int:
+    """An argparse ``type``: a port to listen on, 1 to 65535 (0 would be a port nobody knows to scrape)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        msg = f"expected a TCP port, 1 to 65535, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return port
 
-        msg = f"--reconcile-interval must be > 0 seconds, got {args.reconcile_interval:g}"
-        raise UsageError(msg)
+
+def _run(args: argparse.Namespace) -> int:
+    plugin = venue_plugin(args)
     token = read_token(args)
-    _plugin, source = build_source(args, token)
+    source = build_source(args, plugin, token)
     path = ledger_path(args)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the ledger's directory {path.parent}: {exc.strerror or type(exc).__name__}"
+        raise UsageError(msg) from None
     ledger = SqliteLedger(path)
     try:
         return anyio.run(_serve, args, source, ledger)

@@ -11,6 +11,7 @@ import argparse
 import base64
 import binascii
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,31 @@ from reconcile_core.typing import StateSource, VenuePlugin
 
 from ._paths import default_ledger_path
 
-__all__ = ["add_source_arguments", "build_source", "check_source", "ledger_path", "read_token"]
+__all__ = [
+    "add_source_arguments",
+    "build_source",
+    "check_source",
+    "ledger_path",
+    "positive_seconds",
+    "read_token",
+    "same_account",
+    "venue_plugin",
+]
+
+#: A token is a line of text; a token file larger than this is something else.
+MAX_TOKEN_FILE = 64 * 1024
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds > 0 (``nan`` and ``inf`` pass a ``<= 0`` check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        msg = f"expected a positive number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,15 +74,11 @@ def ledger_path(args: argparse.Namespace) -> Path:
 def read_token(args: argparse.Namespace) -> str:
     """The token, from ``--token-file`` or the environment; an actionable error if absent."""
     if args.token_file is not None:
-        try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            msg = f"cannot read the token file {args.token_file}: {exc.strerror}"
-            raise UsageError(msg) from None
+        token = _read_token_file(args.token_file)
         if not token:
             msg = f"the token file {args.token_file} is empty"
             raise UsageError(msg)
-        return str(token)
+        return token
     name = args.token_env or f"{args.venue.upper()}_TOKEN"
     token = os.environ.get(name, "").strip()
     if not token:
@@ -69,6 +90,27 @@ def read_token(args: argparse.Namespace) -> str:
     return token
 
 
+def _read_token_file(path: Path) -> str:
+    """The file's text, stripped; refused when it cannot be a token (``/dev/zero``, a binary file).
+
+    Nothing of the content is ever shown: it may be a secret.
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_TOKEN_FILE + 1)
+    except OSError as exc:
+        msg = f"cannot read the token file {path}: {exc.strerror or type(exc).__name__}"
+        raise UsageError(msg) from None
+    if len(data) > MAX_TOKEN_FILE:
+        msg = f"the token file {path} is larger than {MAX_TOKEN_FILE // 1024} KiB: is it the token?"
+        raise UsageError(msg)
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        msg = f"the token file {path} is not UTF-8 text"
+        raise UsageError(msg) from None
+
+
 def jwt_subject(token: str) -> str | None:
     """The ``sub`` claim of a JWT, without verifying it (it only names the account)."""
     parts = token.split(".")
@@ -77,17 +119,26 @@ def jwt_subject(token: str) -> str | None:
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         return None
     subject = claims.get("sub") if isinstance(claims, dict) else None
     return str(subject) if isinstance(subject, str) and subject else None
 
 
-def build_source(args: argparse.Namespace, token: str) -> tuple[VenuePlugin, StateSource]:
-    plugin = load_venue(args.venue)
-    account = args.account or jwt_subject(token)
+def venue_plugin(args: argparse.Namespace) -> VenuePlugin:
+    """The venue plugin, looked up first: an unknown name is the error to report, not the missing token."""
+    return load_venue(args.venue)
+
+
+def build_source(args: argparse.Namespace, plugin: VenuePlugin, token: str) -> StateSource:
+    subject = jwt_subject(token)
+    account = args.account or subject
     if not account:
         msg = "cannot tell the account from the token; pass --account"
+        raise UsageError(msg)
+    if subject and not same_account(account, subject):
+        # The venue would answer with the token's account: its state would be printed as --account's.
+        msg = f"--account {account} is not the token's account ({subject}): a token reads its own account only"
         raise UsageError(msg)
     options: dict[str, Any] = {"account": account, "token": token}
     if args.rest_url or args.ws_url:
@@ -103,7 +154,19 @@ def build_source(args: argparse.Namespace, token: str) -> tuple[VenuePlugin, Sta
         options.update(env=None, rest_url=args.rest_url, ws_url=args.ws_url)
     else:
         options["env"] = args.env
-    return plugin, plugin.create_source(**options)
+    return plugin.create_source(**options)
+
+
+def same_account(a: str, b: str) -> bool:
+    """True when two account names are one account: hex addresses are compared as numbers.
+
+    Venues do not zero-pad addresses consistently (``0x049d`` and ``0x49D``
+    are one account), as the Paradex plugin's own comparison knows.
+    """
+    try:
+        return int(a, 16) == int(b, 16)
+    except ValueError:
+        return a.casefold() == b.casefold()
 
 
 def _explain_auth(exc: AuthenticationError) -> str:
@@ -128,7 +191,8 @@ async def check_source(source: StateSource, *, timeout: float) -> None:  # noqa:
         msg = f"the venue did not answer within {timeout:g} s; check the URL and your network"
         raise TransportError(msg) from None
     except TransportError as exc:
-        msg = f"cannot reach the venue ({exc}); check the URL and your network"
+        # ``main`` says "cannot reach the venue: " once, before this.
+        msg = f"{exc}; check the URL and your network"
         raise TransportError(msg) from exc
     try:
         with anyio.fail_after(timeout):

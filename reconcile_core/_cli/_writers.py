@@ -17,6 +17,8 @@ from reconcile_core._events import (
 )
 from reconcile_core.jsonl import dumps
 
+from ._output import writing
+
 __all__ = ["EventWriter", "JsonlWriter", "PrettyWriter", "make_writer"]
 
 
@@ -32,12 +34,20 @@ class JsonlWriter:
         self._stream = stream or sys.stdout
 
     def write(self, event: Event) -> None:
-        self._stream.write(dumps(event, account=self._account) + "\n")
-        self._stream.flush()
+        with writing():
+            self._stream.write(dumps(event, account=self._account) + "\n")
+            self._stream.flush()
 
 
 def _time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    """The time of day (UTC); the raw milliseconds when the calendar cannot show it.
+
+    The core accepts any time up to ``2**63 - 1`` ms, far beyond the year 9999.
+    """
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    except (ValueError, OverflowError, OSError):
+        return f"ms {ms}"
 
 
 class PrettyWriter:
@@ -47,8 +57,10 @@ class PrettyWriter:
         self._stream = stream or sys.stdout
 
     def write(self, event: Event) -> None:
-        self._stream.write(self.format(event) + "\n")
-        self._stream.flush()
+        line = self.format(event)
+        with writing():
+            self._stream.write(line + "\n")
+            self._stream.flush()
 
     @staticmethod
     def format(event: Event) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from reconcile_core._cli import main
 from reconcile_core.sqlite import SqliteLedger
 
 from ..core._builders import bust, fill
+from ._shell import closed_pipe, reconcile
 
 
 @pytest.fixture
@@ -111,6 +114,28 @@ class TestPipesAndPlugins:
         assert b"Traceback" not in err
         assert b"BrokenPipe" not in err
 
+    def test_verify_keeps_its_verdict_into_a_closed_pipe(self, ledger_path: Path) -> None:
+        """`reconcile ledger verify | head -1` still says a problem was found."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(ledger_path)) as conn, conn:
+            conn.execute("UPDATE order_totals SET quantity = '999'")
+        with closed_pipe() as stdout:
+            assert reconcile("ledger", "verify", "--ledger", str(ledger_path), stdout=stdout).returncode == 1
+
+    def test_verify_ok_into_a_closed_pipe(self, ledger_path: Path) -> None:
+        with closed_pipe() as stdout:
+            assert reconcile("ledger", "verify", "--ledger", str(ledger_path), stdout=stdout).returncode == 0
+
+    def test_a_closed_pipe_before_the_verdict_is_not_a_success(
+        self, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def closed(self: SqliteLedger) -> list[str]:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        monkeypatch.setattr(SqliteLedger, "integrity_check", closed)
+        assert main(["ledger", "verify", "--ledger", str(ledger_path)]) == 1
+
     def test_unknown_venue_exits_2(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -119,3 +144,81 @@ class TestPipesAndPlugins:
         err = capsys.readouterr().err
         assert "no venue plugin named 'nope'" in err
         assert "paradex" in err, "it lists what is installed"
+
+
+class TestExportOutput:
+    """``export -o`` never damages the ledger, and never leaves a truncated output."""
+
+    @pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal", ".lock"])
+    def test_refuses_to_write_over_the_ledger(self, ledger_path: Path, suffix: str) -> None:
+        # In a child process: truncating a ledger SQLite has mapped kills its process (SIGBUS).
+        target = Path(f"{ledger_path}{suffix}")
+        before = target.read_bytes() if target.exists() else None
+        done = reconcile("ledger", "export", "--ledger", str(ledger_path), "-o", str(target))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("reconcile: error: --output"), done.stderr
+        assert "the ledger's own file" in done.stderr
+        assert (target.read_bytes() if target.exists() else None) == before
+        with SqliteLedger(ledger_path, read_only=True) as ledger:
+            assert len(list(ledger.iter_fills())) == 3
+
+    def test_refuses_the_ledger_by_another_name(self, ledger_path: Path) -> None:
+        alias = ledger_path.parent / "alias.sqlite"
+        alias.symlink_to(ledger_path.name)
+        done = reconcile("ledger", "export", "--ledger", str(ledger_path), "-o", str(alias))
+        assert done.returncode == 2, done.stderr
+        assert "the ledger's own file" in done.stderr
+        with SqliteLedger(ledger_path, read_only=True) as ledger:
+            assert len(list(ledger.iter_fills())) == 3
+
+    def test_a_failed_export_leaves_the_old_output(
+        self, ledger_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        out = tmp_path / "fills.jsonl"
+        out.write_text("previous export\n")
+
+        def broken(self: SqliteLedger, **_: object) -> object:
+            yield fill("f1")
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(SqliteLedger, "iter_fills", broken)
+        assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", str(out)]) != 0
+        assert "Traceback" not in capsys.readouterr().err
+        assert out.read_text() == "previous export\n"
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("fills", ".fills"))) == ["fills.jsonl"]
+
+    @pytest.mark.parametrize("where", ["missing-dir/x.jsonl", "."])
+    def test_an_unwritable_output_is_one_line(
+        self, ledger_path: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        target = tmp_path / where
+        assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"reconcile: error: cannot write {target}")
+        assert err.count("\n") == 1, err
+
+    def test_the_output_gets_the_permissions_a_plain_write_would_give(self, ledger_path: Path, tmp_path: Path) -> None:
+        fresh, replaced = tmp_path / "fresh.jsonl", tmp_path / "replaced.jsonl"
+        replaced.write_text("old\n")
+        replaced.chmod(0o640)
+        umask = os.umask(0o022)
+        try:
+            for target in (fresh, replaced):
+                assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", str(target)]) == 0
+        finally:
+            os.umask(umask)
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        assert replaced.stat().st_mode & 0o777 == 0o640
+        assert len(replaced.read_text().splitlines()) == 3
+
+    def test_export_to_a_device(self, ledger_path: Path) -> None:
+        """A device (``-o /dev/null``, ``-o /dev/stdout``) is written in place: there is nothing to rename."""
+        assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", os.devnull]) == 0
+
+    def test_export_to_a_full_device_is_one_line(self, ledger_path: Path) -> None:
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full here")
+        with Path("/dev/full").open("w") as full:
+            done = reconcile("ledger", "export", "--ledger", str(ledger_path), stdout=full)
+        assert done.returncode == 2
+        assert done.stderr == "reconcile: error: cannot write the standard output: No space left on device\n"

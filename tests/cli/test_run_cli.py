@@ -20,6 +20,8 @@ from reconcile_core.sqlite import SqliteLedger
 from reconcile_paradex.testing import LoopbackEndpoints, ParadexSimulator
 from reconcile_paradex.testing._loopback import LoopbackServer
 
+from ._shell import closed_pipe, reconcile
+
 DECIMAL_FIELDS = {"price", "size", "fee", "filled", "avg_price"}
 TIME_FIELDS = {"created_at", "updated_at", "started_at"}
 
@@ -165,6 +167,38 @@ class TestAudit:
         kinds = {r["kind"] for r in rows}
         assert "fill missing from ledger" in kinds
         assert "position not explained by fills" in kinds
+
+
+class TestClosedPipe:
+    """A reader that goes away (``| head -1``) neither hides a verdict nor loses a fill."""
+
+    def test_audit_keeps_its_verdict(self, sim: Any, tmp_path: Path) -> None:
+        simulator, endpoints = sim
+        env = {**os.environ, "PARADEX_TOKEN": simulator.issue_read_only_token(simulator.accounts[0])}
+        ledger = tmp_path / "empty.sqlite"
+        SqliteLedger(ledger).close()  # the venue has fills this ledger lacks
+        audit = ["audit", "paradex", "--rest-url", endpoints.rest_url, "--ws-url", endpoints.ws_url]
+        for output in ([], ["--json"]):
+            with closed_pipe() as stdout:
+                done = reconcile(*audit, "--ledger", str(ledger), "--since", "0", *output, stdout=stdout, env=env)
+            assert done.returncode == 1, done.stderr
+            assert "Traceback" not in done.stderr
+
+    def test_run_loses_nothing(self, sim: Any, tmp_path: Path) -> None:
+        simulator, endpoints = sim
+        account = simulator.accounts[0]
+        env = {**os.environ, "PARADEX_TOKEN": simulator.issue_read_only_token(account)}
+        ledger = tmp_path / "ledger.sqlite"
+        with closed_pipe() as stdout:
+            done = reconcile(*run_args(endpoints, ledger, "--once", "--output", "jsonl"), stdout=stdout, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        again = reconcile(*run_args(endpoints, ledger, "--once", "--output", "jsonl"), env=env)
+        assert again.returncode == 0, again.stderr
+        printed = [json.loads(line) for line in again.stdout.splitlines()]
+        truth = simulator.truth(account)
+        every_fill = {f.id for f in truth.fills} | {f.id for f in truth.busted_fills}
+        assert {p["fill_id"] for p in printed if p["type"] == "fill"} == every_fill, "what was not printed comes next"
 
 
 class TestErrorsPeopleCanActOn:
