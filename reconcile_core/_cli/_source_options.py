@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from reconcile_core.errors import AuthenticationError, TransportError, UsageError
+from reconcile_core.errors import AuthenticationError, PluginError, ReconcileError, TransportError, UsageError
 from reconcile_core.plugins import load_venue
 from reconcile_core.typing import StateSource, VenuePlugin
 
@@ -154,7 +154,30 @@ def build_source(args: argparse.Namespace, plugin: VenuePlugin, token: str) -> S
         options.update(env=None, rest_url=args.rest_url, ws_url=args.ws_url)
     else:
         options["env"] = args.env
-    return plugin.create_source(**options)
+    return _create_source(plugin, options, token)
+
+
+def _create_source(plugin: VenuePlugin, options: dict[str, Any], token: str) -> StateSource:
+    """``plugin.create_source(**options)``; what a plugin's bug raises becomes a :class:`PluginError`.
+
+    The library's own errors pass (a plugin's ``UsageError`` about an option).
+    Anything else is named with its message, the token taken out (the
+    options held it), and not chained (a traceback would show the original).
+    """
+    failed: str | None = None
+    try:
+        source: object = plugin.create_source(**options)
+    except ReconcileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a third-party plugin's bug, reported as such
+        failed = f"{type(exc).__name__}: {str(exc).replace(token, '***')}"
+    if failed is not None:
+        msg = f"venue plugin {plugin.name!r} failed to create its source ({failed})"
+        raise PluginError(msg)
+    if not isinstance(source, StateSource):
+        msg = f"venue plugin {plugin.name!r} returned {type(source).__name__} from create_source, not a StateSource"
+        raise PluginError(msg)
+    return source
 
 
 def same_account(a: str, b: str) -> bool:
