@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 from reconcile_core.errors import PluginError, UsageError
 from reconcile_core.plugins import available_venues, load_venue
 
+from ._source_options import positive_seconds
+
 __all__ = ["DemoVenue", "add_demo_parser", "find_demo_venue"]
 
 FAULT_PROFILES = ("none", "light", "heavy")
@@ -46,7 +48,11 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument("--seed", type=int, default=1, help="the simulated history (default 1)")
     parser.add_argument("--faults", choices=FAULT_PROFILES, default="light", help="fault profile (default light)")
     parser.add_argument(
-        "--duration", type=float, default=15.0, metavar="SECONDS", help="seconds of simulated trading (default 15)"
+        "--duration",
+        type=positive_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="seconds of simulated trading (default 15)",
     )
     parser.add_argument("--accounts", type=int, default=2, metavar="N", help="accounts, one session each (default 2)")
     parser.add_argument(
@@ -91,9 +97,6 @@ def find_demo_venue(name: str | None) -> DemoVenue:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if not args.duration > 0:
-        msg = f"--duration must be > 0 seconds, got {args.duration:g}"
-        raise UsageError(msg)
     if args.accounts < 1:
         msg = f"--accounts must be >= 1, got {args.accounts}"
         raise UsageError(msg)

@@ -109,6 +109,10 @@ class TestNumbers:
         assert f"argument {option}: " in err
         assert "positive number of seconds" in err
 
+    @pytest.mark.parametrize("value", ["inf", "nan", "0"])
+    def test_demo_duration(self, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+        assert "positive number of seconds" in refused_option(["demo", f"--duration={value}"], capsys)
+
     @pytest.mark.parametrize("value", ["nan", "-1"])
     def test_audit_timeout(self, value: str, capsys: pytest.CaptureFixture[str]) -> None:
         assert "positive number of seconds" in refused_option(["audit", "paradex", f"--timeout={value}"], capsys)
