@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from reconcile_core.errors import (
     AuthenticationError,
@@ -35,6 +36,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the command line's one-line form (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        say_error(f"{message} (see '{self.prog} --help')")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._audit_cmd import add_audit_parser  # noqa: PLC0415 - keep `reconcile --help` light
     from ._demo_cmd import add_demo_parser  # noqa: PLC0415
@@ -42,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ._run_cmd import add_run_parser  # noqa: PLC0415
     from ._venues_cmd import add_venues_parser  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="reconcile",
         description="Keep a trading account's orders, fills and positions equal to the venue's truth.",
     )

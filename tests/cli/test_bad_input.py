@@ -32,12 +32,13 @@ def fails(argv: list[str], capsys: pytest.CaptureFixture[str], *, code: int = 2)
 
 
 def refused_option(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """argparse's refusal of a bad option value: exit 2 and its message."""
+    """argparse's refusal of a bad option value: exit 2 and its one-line message."""
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err
+    assert err.startswith("reconcile: error: argument "), err
+    assert err.count("\n") == 1, err  # one line, as every error of the command line
     return err
 
 

@@ -98,7 +98,7 @@ def test_the_entry_point_loads_the_plugin(tmp_path: Path, monkeypatch: pytest.Mo
         source = plugin.create_source(account="alice")
         assert isinstance(source, StateSource)
         # What `reconcile run toy` passes.
-        assert isinstance(plugin.create_source(account="alice", token="t", env="testnet"), StateSource)
+        assert isinstance(plugin.create_source(account="alice", token="t", env="testnet"), StateSource)  # noqa: S106
         assert plugin.name == "toy"
         exchange = plugin.exchange  # type: ignore[attr-defined]
         exchange.place("o1")

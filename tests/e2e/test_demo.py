@@ -152,7 +152,6 @@ class TestChoosingTheVenue:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--duration", "0"], "--duration must be > 0"),
         (["--accounts", "0"], "--accounts must be >= 1"),
         (["--venue", "no-such-venue"], "no venue plugin named 'no-such-venue'"),
     ],
