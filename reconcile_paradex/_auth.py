@@ -52,6 +52,8 @@ __all__ = [
     "usable_for",
 ]
 
+#: The least time :class:`CallableTokenProvider` keeps a token it was just given (seconds).
+_MIN_REUSE: Final = 10.0
 #: Paradex JWTs live five minutes (API.md §2.3); assumed when a token's ``exp`` is unreadable.
 DEFAULT_JWT_LIFETIME: Final = 300.0
 
@@ -231,12 +233,11 @@ class CallableTokenProvider:
 
     The token is cached and the function called again when ``force_refresh``
     is set, or when the JWT's ``exp`` is less than ``refresh_margin`` seconds
-    away. The lifetime is the token's own ``exp - iat`` when it has both
-    (venue time on both sides), and a token is kept for at least half of it:
-    a local clock running ahead of the venue's must not make every fresh token
-    look expired, which would call the function on every request. A token
-    without a readable ``exp`` is reused for ``default_lifetime`` seconds
-    (Paradex JWTs live 300 s). Concurrent callers share one call.
+    away, but not within 10 s of the last call: a local clock running ahead of
+    the venue's makes every fresh token look expired, and must not call the
+    function on every request. A token without a readable ``exp`` is reused
+    for ``default_lifetime`` seconds (Paradex JWTs live 300 s). Concurrent
+    callers share one call.
     ``wall_clock`` (unix seconds) is injectable for tests.
     """
 
@@ -280,10 +281,15 @@ class CallableTokenProvider:
             secret = await self._mint()
             self._cached = secret
             value, now = secret.reveal(), self._wall_clock()
-            if jwt_expiry(value) is None:
+            exp = jwt_expiry(value)
+            if exp is None:
                 self._valid_until = now + self._default_lifetime
             else:
-                self._valid_until = now + usable_for(value, minted_at=now, refresh_margin=self._refresh_margin)[0]
+                # The function may hand out a token minted a while ago (a file kept fresh by
+                # another process): its exp says when it ends, not its lifetime. The floor keeps
+                # a local clock running ahead of the venue's (every token "expired") from calling
+                # the function on every request; a token really expired meets a 401 and a refresh.
+                self._valid_until = max(exp - self._refresh_margin, now + _MIN_REUSE)
             return value
 
     def _expiring(self) -> bool:

@@ -83,28 +83,46 @@ async def test_callable_provider_caches_until_shortly_before_exp() -> None:
     assert calls == 3
 
 
-@pytest.mark.parametrize("with_iat", [True, False], ids=["exp-and-iat", "exp-only"])
-async def test_callable_provider_keeps_tokens_when_the_local_clock_runs_ahead(with_iat: bool) -> None:
+async def test_callable_provider_calls_at_most_every_10_s_when_the_local_clock_runs_ahead() -> None:
     # The venue's clock says the token lives 300 s; ours is 600 s ahead, so by our clock
     # every fresh token has already expired. It must still be reused, not minted per request.
-    venue_now = [1000.0]
-    skew = 600.0
+    now = [1000.0]
     calls = 0
 
     def mint() -> str:
         nonlocal calls
         calls += 1
-        iat = venue_now[0] if with_iat else None
-        return make_jwt(venue_now[0] + 300, subject=f"call-{calls}", iat=iat)
+        venue_now = now[0] - 600
+        return make_jwt(venue_now + 300, subject=f"call-{calls}", iat=venue_now)
 
-    provider = CallableTokenProvider(mint, refresh_margin=30, wall_clock=lambda: venue_now[0] + skew)
+    provider = CallableTokenProvider(mint, refresh_margin=30, wall_clock=lambda: now[0])
     first = await provider.token()
     for _ in range(20):
         assert await provider.token() == first
-    assert calls == 1
-    venue_now[0] += 269  # 31 s before the end of its lifetime: still kept
+    now[0] += 9.9
     assert await provider.token() == first
-    venue_now[0] += 2
+    assert calls == 1
+    now[0] += 0.2
+    assert await provider.token() != first
+    assert calls == 2
+
+
+async def test_callable_provider_refreshes_a_partly_used_token_before_its_exp() -> None:
+    # A function handing out a token minted 250 s ago (a file another process keeps fresh):
+    # its exp, not its lifetime, says when to ask again.
+    now = [1000.0]
+    calls = 0
+
+    def mint() -> str:
+        nonlocal calls
+        calls += 1
+        return make_jwt(now[0] + 50, subject=f"call-{calls}", iat=now[0] - 250)
+
+    provider = CallableTokenProvider(mint, refresh_margin=30, wall_clock=lambda: now[0])
+    first = await provider.token()
+    now[0] += 19.9
+    assert await provider.token() == first
+    now[0] += 0.2  # 29.9 s before exp
     assert await provider.token() != first
     assert calls == 2
 
