@@ -131,24 +131,28 @@ def replacing(path: Path) -> Iterator[TextIO]:
     """Write ``path`` through a temporary file renamed into place only when all went well.
 
     A failed export leaves the previous file (or none), never a truncated one.
-    A device (``/dev/null``, ``/dev/stdout``) has nothing to rename: it is
-    written in place.
+    What a rename would break is written in place instead, as ``>`` would: a
+    symbolic link (``/dev/stdout``, ``/proc/self/fd/1``, a link you keep to
+    the latest export), a device or a FIFO, and a file in a directory where
+    no other file can be made.
     """
     with writing(path):
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        device = path.exists() and not path.is_file()
-    if device:
+        in_place = path.is_symlink() or (path.exists() and not path.is_file()) or not os.access(path.parent, os.W_OK)
+    if in_place:
         with writing(path), path.open("w", newline="", encoding="utf-8") as out:
             yield out
         return
     with writing(path):
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        # mkstemp makes the file private; the export gets the mode open() would have given it.
-        Path(temporary).chmod(_mode_of(path))
     try:
         with writing(path), os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            # mkstemp makes the file private; the export gets the mode open() would have given it.
+            os.fchmod(out.fileno(), _mode_of(path))
             yield out
+            out.flush()
+            os.fsync(out.fileno())  # on disk before it takes the name: a power cut leaves old or new
         with writing(path):
             Path(temporary).replace(path)
     except BaseException:

@@ -212,8 +212,33 @@ class TestExportOutput:
         assert len(replaced.read_text().splitlines()) == 3
 
     def test_export_to_a_device(self, ledger_path: Path) -> None:
-        """A device (``-o /dev/null``, ``-o /dev/stdout``) is written in place: there is nothing to rename."""
+        """A device (``-o /dev/null``) is written in place: there is nothing to rename."""
         assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", os.devnull]) == 0
+
+    @pytest.mark.parametrize("via", ["fd", "link"])
+    def test_export_to_standard_output_by_name(self, ledger_path: Path, tmp_path: Path, via: str) -> None:
+        """``-o /dev/stdout``: a link to ``/proc/self/fd/1``. Never the real ``/dev/stdout`` here: code
+        that renamed over the name would replace the machine's (as root, the old code did)."""
+        if not Path("/proc/self/fd/1").exists():
+            pytest.skip("no /proc/self/fd here")
+        name = Path("/proc/self/fd/1")
+        if via == "link":
+            name = tmp_path / "stdout"
+            name.symlink_to("/proc/self/fd/1")
+        out = tmp_path / "captured.jsonl"
+        with out.open("w") as stdout:
+            done = reconcile("ledger", "export", "--ledger", str(ledger_path), "-o", str(name), stdout=stdout)
+        assert done.returncode == 0, done.stderr
+        assert len(out.read_text().splitlines()) == 3
+        assert name.is_symlink()  # still a link: the output went through it
+
+    def test_a_symbolic_link_is_written_through_and_kept(self, ledger_path: Path, tmp_path: Path) -> None:
+        target, link = tmp_path / "real.jsonl", tmp_path / "latest.jsonl"
+        target.write_text("old\n")
+        link.symlink_to(target.name)
+        assert main(["ledger", "export", "--ledger", str(ledger_path), "-o", str(link)]) == 0
+        assert link.is_symlink()
+        assert len(target.read_text().splitlines()) == 3
 
     def test_export_to_a_full_device_is_one_line(self, ledger_path: Path) -> None:
         if not Path("/dev/full").exists():
