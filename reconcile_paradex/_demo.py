@@ -148,6 +148,8 @@ def run_demo(
         except BaseExceptionGroup as group:
             error = _library_error(group)
             if error is group:
+                error = _output_failure(group)
+            if error is group:
                 raise
             raise error from group
     view.finish(result)
@@ -156,13 +158,33 @@ def run_demo(
 
 def _library_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The library error inside a task group's exception group (a failing ledger, say), else the group."""
-    matched, _rest = group.split(ReconcileError)
+    return _first(group, ReconcileError) or group
+
+
+def _output_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The display's failure to write inside a task group's exception group, else the group.
+
+    A closed pipe is a :class:`BrokenPipeError` (rich ends the process with
+    ``SystemExit`` when it meets one: the same thing, said its way); any other
+    ``OSError`` (a full disk) comes out as it is, for the caller to report.
+    """
+    if _first(group, lambda e: isinstance(e, BrokenPipeError | SystemExit)) is not None:
+        return BrokenPipeError("the reader of the demo's output went away")
+    return _first(group, OSError) or group
+
+
+def _first(
+    group: BaseExceptionGroup[BaseException],
+    condition: type[BaseException] | Callable[[BaseException], bool],
+) -> BaseException | None:
+    """The first exception in ``group`` (nested groups included) that meets ``condition``."""
+    matched, _rest = group.split(condition)
     while matched is not None:
         first = matched.exceptions[0]
         if not isinstance(first, BaseExceptionGroup):
             return first
         matched = first
-    return group
+    return None
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from reconcile_core.errors import PluginError, UsageError
 from reconcile_core.plugins import available_venues, load_venue
 
+from ._output import writing
 from ._source_options import positive_seconds
 
 __all__ = ["DemoVenue", "add_demo_parser", "find_demo_venue"]
@@ -101,12 +102,13 @@ def _demo(args: argparse.Namespace) -> int:
         msg = f"--accounts must be >= 1, got {args.accounts}"
         raise UsageError(msg)
     venue = find_demo_venue(args.venue)
-    return int(
-        venue.run_demo(
-            seed=args.seed,
-            faults=args.faults,
-            duration=args.duration,
-            accounts=args.accounts,
-            json_output=args.json_output,
+    with writing():  # a full disk behind stdout is one line; a closed pipe exits 1 (its verdict unread)
+        return int(
+            venue.run_demo(
+                seed=args.seed,
+                faults=args.faults,
+                duration=args.duration,
+                accounts=args.accounts,
+                json_output=args.json_output,
+            )
         )
-    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,6 +96,30 @@ def test_the_command_line_in_a_pipe_reads_well() -> None:
     assert "done; venue fills" in done.stdout
     assert "Traceback" not in done.stderr
     assert done.stderr == "", "the faults' warnings stay out of the demo's output"
+
+
+@pytest.mark.parametrize("output", ["closed pipe", "full device"])
+def test_an_output_that_cannot_be_written_is_not_a_traceback(output: str) -> None:
+    """``demo | head -1`` exits 1 (its verdict went unread); ``demo > /dev/full`` is one error line, exit 2."""
+    if output == "full device" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    argv = [sys.executable, "-m", "reconcile_core", "demo", "--duration", "1", "--accounts", "1"]
+    with contextlib.ExitStack() as stack:
+        if output == "closed pipe":
+            read, write = os.pipe()
+            os.close(read)
+            stack.callback(os.close, write)
+            stdout: object = write
+        else:
+            stdout = stack.enter_context(Path("/dev/full").open("w"))
+        done = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    assert "Traceback" not in done.stderr, done.stderr
+    if output == "closed pipe":
+        assert done.returncode == 1
+        assert done.stderr == ""
+    else:
+        assert done.returncode == 2
+        assert done.stderr == "reconcile: error: cannot write the standard output: No space left on device\n"
 
 
 class TestChoosingTheVenue:
