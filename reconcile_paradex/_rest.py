@@ -64,7 +64,7 @@ from ._parse import (
 )
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
 from ._redact import cut, redact
-from ._urls import check_url
+from ._urls import check_url, shown_url
 from ._wire import fills_page, orders_page
 
 __all__ = ["MAX_PAGE_SIZE", "ParadexRestClient"]
@@ -181,7 +181,7 @@ class ParadexRestClient:
         self._last_token = token._secret.reveal() if isinstance(token, ReadOnlyToken) else ""
 
     def __repr__(self) -> str:
-        return f"<ParadexRestClient {self._base} account={self._account}>"
+        return f"<ParadexRestClient {shown_url(self._base)} account={self._account}>"
 
     @property
     def base_url(self) -> str:

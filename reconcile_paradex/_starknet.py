@@ -49,7 +49,7 @@ from ._auth import DEFAULT_JWT_LIFETIME, GEO_BLOCK_MESSAGE, Secret, check_second
 from ._fields import decode_json, is_nonempty_str
 from ._parse import parse_error_body
 from ._redact import cut
-from ._urls import ENVIRONMENTS
+from ._urls import ENVIRONMENTS, shown_url
 
 __all__ = [
     "AUTH_PATH",
@@ -306,7 +306,7 @@ class StarknetKeyTokenProvider:
     def __repr__(self) -> str:
         return (
             f"StarknetKeyTokenProvider(account={self._account!r}, public_key={self.public_key!r}, "
-            f"rest_url={self._rest_url!r}, private_key=Secret('***'))"
+            f"rest_url={shown_url(self._rest_url)!r}, private_key=Secret('***'))"
         )
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -471,7 +471,7 @@ class StarknetKeyTokenProvider:
             )
         if not from_api:
             return (
-                f"{text}. That is not an answer from Paradex's API: check rest_url ({self._rest_url}), "
+                f"{text}. That is not an answer from Paradex's API: check rest_url ({shown_url(self._rest_url)}), "
                 "and any proxy or firewall between here and Paradex"
             )
         if code in _SIGNATURE_CODES or code is None:

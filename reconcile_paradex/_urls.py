@@ -8,7 +8,15 @@ import httpx
 
 from reconcile_core.errors import UsageError
 
-__all__ = ["ENVIRONMENTS", "PROD_REST_URL", "PROD_WS_URL", "TESTNET_REST_URL", "TESTNET_WS_URL", "resolve_urls"]
+__all__ = [
+    "ENVIRONMENTS",
+    "PROD_REST_URL",
+    "PROD_WS_URL",
+    "TESTNET_REST_URL",
+    "TESTNET_WS_URL",
+    "resolve_urls",
+    "shown_url",
+]
 
 PROD_REST_URL: Final = "https://api.prod.paradex.trade/v1"
 PROD_WS_URL: Final = "wss://ws.api.prod.paradex.trade/v1"
@@ -44,11 +52,24 @@ def resolve_urls(env: str | None, rest_url: str | None, ws_url: str | None) -> t
     return rest, ws
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages and reprs show it: a user name and password (``user:pw@``) become ``***@``.
+
+    Everything between ``://`` and the last ``@`` goes, so a password holding
+    an unescaped ``/`` or ``@`` goes whole.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
+        return url
+    return f"{scheme}{separator}***@{rest.rpartition('@')[2]}"
+
+
 def check_url(name: str, url: object, schemes: tuple[str, str]) -> None:
     """Raise :class:`UsageError` unless ``url`` is a str with one of ``schemes`` that parses,
     with a host and a valid port."""
     if not isinstance(url, str) or not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
-        raise UsageError(f"{name} must start with {schemes[0]}:// or {schemes[1]}://, got {url!r}")
+        shown = f"{shown_url(url)!r}" if isinstance(url, str) else f"a {type(url).__name__}"
+        raise UsageError(f"{name} must start with {schemes[0]}:// or {schemes[1]}://, got {shown}")
     problem: str | None = None
     try:
         parsed = httpx.URL(url)
@@ -60,5 +81,7 @@ def check_url(name: str, url: object, schemes: tuple[str, str]) -> None:
         elif parsed.port is not None and not 0 < parsed.port < 65536:
             problem = f"port {parsed.port} is out of range"
     if problem is not None:
+        if shown_url(url) != url:  # httpx may quote a piece of the password as the port or host
+            problem = problem.split(":", 1)[0]
         # Raised outside the handler: httpx's exception adds nothing for the caller.
-        raise UsageError(f"{name} is not a usable URL ({problem}): {url!r}")
+        raise UsageError(f"{name} is not a usable URL ({problem}): {shown_url(url)!r}")

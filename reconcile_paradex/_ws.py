@@ -73,6 +73,7 @@ from reconcile_core.errors import TimeoutError as RequestTimeoutError
 from ._auth import GEO_BLOCK_MESSAGE, TokenProvider, fetch_token
 from ._fields import decode_json
 from ._redact import cut
+from ._urls import shown_url
 from ._wire import Wire, decode_notification
 
 __all__ = [
@@ -125,7 +126,7 @@ async def default_connector(url: str) -> anyio.abc.ByteStream:
     """Open TCP (plus TLS for ``wss://``) to the URL's host and port."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UsageError(f"not a WebSocket URL: {url!r}")
+        raise UsageError(f"not a WebSocket URL: {shown_url(url)!r}")
     tls = parts.scheme == "wss"
     port = parts.port or (443 if tls else 80)
     if tls:
@@ -697,7 +698,7 @@ class ParadexWebSocket:
         self._connected_before = False
 
     def __repr__(self) -> str:
-        return f"<ParadexWebSocket {self._url} channels={list(self._channels)}>"
+        return f"<ParadexWebSocket {shown_url(self._url)} channels={list(self._channels)}>"
 
     @property
     def url(self) -> str:
@@ -719,17 +720,17 @@ class ParadexWebSocket:
                 stream = await self._connector(self._url)
         except TimeoutError as exc:
             raise RequestTimeoutError(
-                f"connecting to {self._url} took longer than {settings.connect_timeout:g} s"
+                f"connecting to {shown_url(self._url)} took longer than {settings.connect_timeout:g} s"
             ) from exc
         except (OSError, anyio.BrokenResourceError) as exc:
-            raise TransportError(f"cannot connect to {self._url}: {type(exc).__name__}: {exc}") from exc
+            raise TransportError(f"cannot connect to {shown_url(self._url)}: {type(exc).__name__}: {exc}") from exc
         connection = JsonRpcConnection(stream, settings, on_reauth=self._mark_reauth)
         try:
             try:
                 with anyio.fail_after(settings.connect_timeout):
                     await connection.handshake(self._url)
             except TimeoutError as exc:
-                raise RequestTimeoutError(f"the WebSocket handshake with {self._url} timed out") from exc
+                raise RequestTimeoutError(f"the WebSocket handshake with {shown_url(self._url)} timed out") from exc
             body_error: BaseException | None = None
             async with anyio.create_task_group() as tg:
                 await tg.start(connection.run_reader)

@@ -44,8 +44,11 @@ def say(line: str, *, stream: TextIO | None = None) -> None:
         print(line, file=stream or sys.stdout, flush=True)
 
 
-#: A URL's scheme (group 1) and userinfo (group 2, up to the authority's last ``@``).
-_USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"]*)@")
+#: A URL's scheme (group 1) and userinfo (group 2): up to the last ``@`` before a space or a
+#: quote, so that a password holding an unescaped ``/`` or ``@`` is hidden whole.
+_USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s'\"]*)@")
+#: ``user:password@`` without a scheme (``--rest-url user:pw@host``, which is no URL, is quoted back).
+_BARE_USERINFO_RE: Final = re.compile(r"(?<![\w.~%+-])([\w.~%+-]+):(?!//)([^\s'\"]+)@")
 
 
 def _hide_password(match: re.Match[str]) -> str:
@@ -57,8 +60,10 @@ def redact_urls(text: str) -> str:
     """Hide the password of every URL in ``text`` (``http://user:***@host``).
 
     A URL with a user name and no password may carry a token as that name: it is hidden whole.
+    Over-hiding (a path holding ``@``) is the lesser harm in an error message.
     """
-    return _USERINFO_RE.sub(_hide_password, text)
+    text = _USERINFO_RE.sub(_hide_password, text)
+    return _BARE_USERINFO_RE.sub(lambda m: "***@" if m[2] == "***" and m[1] == "" else f"{m[1]}:***@", text)
 
 
 def say_error(message: str, *, stream: TextIO | None = None) -> None:

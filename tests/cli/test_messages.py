@@ -102,9 +102,11 @@ class TestCredentialsInUrls:
     @pytest.mark.parametrize(
         ("rest_url", "shown"),
         [
-            ("http://user:PASSWORD@127.0.0.1:99999/v1", "http://user:***@127.0.0.1:99999/v1"),
+            ("http://user:PASSWORD@127.0.0.1:99999/v1", "http://***@127.0.0.1:99999/v1"),
             ("ftp://user:PASSWORD@127.0.0.1/v1", "ftp://user:***@127.0.0.1/v1"),
             ("https://PASSWORD@127.0.0.1:99999/v1", "https://***@127.0.0.1:99999/v1"),
+            ("http://user:PASS/WORD@127.0.0.1:1/v1", "http://***@127.0.0.1:1/v1"),  # "/" makes PASS the port
+            ("user:PASSWORD@127.0.0.1:1/v1", "user:***@127.0.0.1:1/v1"),  # no scheme: quoted back as no URL
         ],
     )
     def test_redacted(
@@ -116,10 +118,11 @@ class TestCredentialsInUrls:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         monkeypatch.setenv("PARADEX_TOKEN", TOKEN)
-        ws_url = rest_url.replace("http", "ws", 1).replace("ftp", "ws", 1)
+        ws_url = rest_url.replace("http", "ws", 1).replace("ftp", "ws", 1) if "://" in rest_url else "ws://h/v1"
         argv = ["run", "paradex", "--rest-url", rest_url, "--ws-url", ws_url, "--ledger", str(tmp_path / "l.sqlite")]
         for debug in ([], ["--debug"]):
             assert main([*debug, *argv]) == 2
             err = capsys.readouterr().err
-            assert "PASSWORD" not in err
+            assert "PASS" not in err
+            assert "WORD" not in err
             assert shown in err.splitlines()[-1]

@@ -21,6 +21,7 @@ from reconcile_paradex import (
     CallableTokenProvider,
     ParadexRestClient,
     ParadexSource,
+    ParadexWebSocket,
     ReadOnlyToken,
     venue,
 )
@@ -118,6 +119,25 @@ def test_the_rest_client_checks_its_url_too() -> None:
         ParadexRestClient(rest_url="https://[::1/v1", account=ACCOUNT, token=ReadOnlyToken("t" * 20))
     with pytest.raises(UsageError, match="must start with http"):
         ParadexRestClient(rest_url="api.paradex.trade", account=ACCOUNT, token=ReadOnlyToken("t" * 20))
+
+
+@pytest.mark.parametrize(
+    "rest_url",
+    ["http://user:PASS@[::1/v1", "http://user:PASS/WORD@x/v1", "ftp://user:PASS@x/v1", "http://user:PASS@x:99999/v1"],
+)
+def test_a_password_in_an_unusable_url_is_not_quoted(rest_url: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        ParadexSource(account=ACCOUNT, token="t" * 20, env=None, rest_url=rest_url, ws_url="ws://y/v1")
+    assert "PASS" not in str(caught.value)
+    assert "WORD" not in str(caught.value)
+
+
+def test_a_password_in_a_url_is_not_in_reprs() -> None:
+    rest = ParadexRestClient(rest_url="https://user:PASSWORD@x/v1", account=ACCOUNT, token="t" * 20)
+    socket = ParadexWebSocket(url="wss://user:PASSWORD@y/v1", token=ReadOnlyToken("t" * 20))
+    for shown in (repr(rest), repr(socket)):
+        assert "PASSWORD" not in shown
+        assert "***@" in shown
 
 
 def test_the_plugin_object() -> None:
