@@ -47,6 +47,7 @@ __all__ = [
     "as_provider",
     "check_seconds",
     "jwt_expiry",
+    "jwt_subject",
     "redact",
     "seconds",
     "usable_for",
@@ -198,6 +199,12 @@ def check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
 def jwt_expiry(token: str) -> float | None:
     """The ``exp`` claim of a JWT (unix seconds), read without verifying; ``None`` if unreadable."""
     return seconds(_jwt_claims(token).get("exp"))
+
+
+def jwt_subject(token: str) -> str | None:
+    """The ``sub`` claim of a JWT (Paradex: the account address), read without verifying; ``None`` if unreadable."""
+    subject = _jwt_claims(token).get("sub")
+    return subject if isinstance(subject, str) and subject else None
 
 
 def usable_for(

@@ -26,7 +26,7 @@ from reconcile_core import (
 from reconcile_core.errors import NotFoundError, ParseError, UsageError, VenueError
 from reconcile_core.typing import Hint
 
-from ._auth import Secret, TokenProvider, as_provider
+from ._auth import Secret, TokenProvider, as_provider, jwt_subject
 from ._fields import is_ms, is_nonempty_str
 from ._models import AccountSummary, Balance, Market
 from ._parse import (
@@ -177,6 +177,8 @@ class ParadexSource:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise UsageError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size!r}")
         provider = as_provider(token)
+        if isinstance(token, str | Secret):
+            _check_token_account(token, account)
         rest, ws = resolve_urls(env, rest_url, ws_url)
         self._account = account
         self._settlement_lag_ms = settlement_lag_ms
@@ -459,3 +461,18 @@ class ParadexSource:
         parsed = await self._rest.markets()
         _log_problems("markets", parsed.problems)
         return parsed.value
+
+
+def _check_token_account(token: str | Secret, account: str) -> None:
+    """A Paradex JWT names its account (``sub``) and reads only that one: another ``account`` is a mistake.
+
+    Left alone, the venue would answer with the token's account, and its
+    state would be reported as ``account``'s (the fills refused as another
+    account's, the orders and positions not). A token whose ``sub`` is
+    unreadable (not a JWT) is left to the venue.
+    """
+    subject = jwt_subject(token.reveal() if isinstance(token, Secret) else token)
+    if subject is not None and not same_account(subject, account):
+        raise UsageError(
+            f"account {account} is not the token's account ({subject}): a Paradex token reads its own account only"
+        )

@@ -81,8 +81,8 @@ class TestAccountAndToken:
             assert main(argv) == 2
             err = capsys.readouterr().err
             assert err == (
-                "reconcile: error: --account 0xdeadbeef is not the token's account (0x123): "
-                "a token reads its own account only\n"
+                "reconcile: error: account 0xdeadbeef is not the token's account (0x123): "
+                "a Paradex token reads its own account only\n"
             )
             assert not (tmp_path / "l.sqlite").exists()
 

@@ -23,8 +23,10 @@ from reconcile_paradex import (
     ParadexSource,
     ParadexWebSocket,
     ReadOnlyToken,
+    Secret,
     venue,
 )
+from reconcile_paradex.testing import ParadexSimulator
 
 from .fake_venue import (
     ACCOUNT,
@@ -138,6 +140,18 @@ def test_a_password_in_a_url_is_not_in_reprs() -> None:
     for shown in (repr(rest), repr(socket)):
         assert "PASSWORD" not in shown
         assert "***@" in shown
+
+
+def test_a_token_naming_another_account_is_refused() -> None:
+    sim = ParadexSimulator(seed=1)
+    mine, other = sim.accounts[0], sim.accounts[1]
+    token = sim.issue_read_only_token(mine)
+    with pytest.raises(UsageError, match=f"account {other} is not the token's account \\({mine}\\)"):
+        ParadexSource(account=other, token=token, env=None, rest_url=sim.rest_url, ws_url=sim.ws_url)
+    with pytest.raises(UsageError, match="is not the token's account"):
+        ParadexSource(account=other, token=Secret(token), env=None, rest_url=sim.rest_url, ws_url=sim.ws_url)
+    zero_padded = "0x0" + mine.removeprefix("0x")  # the same account, written otherwise
+    ParadexSource(account=zero_padded, token=token, env=None, rest_url=sim.rest_url, ws_url=sim.ws_url)
 
 
 def test_the_plugin_object() -> None:
