@@ -26,6 +26,7 @@ pluggy and fsspec:
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Final, cast
@@ -206,7 +207,8 @@ _PROTOCOL: Final = "reconcile_core.typing.VenuePlugin"
 def _validate(entry: VenueEntry, plugin: object) -> VenuePlugin:
     what = f"venue plugin {entry.name!r} from {entry.origin}"
     protocol = _PROTOCOL
-    if isinstance(plugin, type):
+    if isinstance(plugin, type) and inspect.isfunction(inspect.getattr_static(plugin, "create_source", None)):
+        # A class whose create_source needs an instance (a static or class method would do).
         raise PluginValidationError(
             f"{what} does not satisfy {protocol}: the entry point names the class {plugin.__name__!r}; "
             "it must name an instance (e.g. `venue = MyVenue()`)"

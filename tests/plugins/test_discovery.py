@@ -233,6 +233,17 @@ def test_each_missing_part_is_named(site: Site, source: str, expected: str) -> N
         VenueRegistry().load("odd")
 
 
+def test_a_class_with_a_static_create_source_is_a_plugin(site: Site) -> None:
+    module = unique("static_venue")
+    source = (
+        "class venue:\n    name = 'static'\n    description = 'd'\n"
+        "    @staticmethod\n    def create_source(**options):\n        return ('source', options)\n"
+    )
+    site.install("static-venue", "1.0", {"static": f"{module}:venue"}, {module: source})
+    plugin = VenueRegistry().load("static")
+    assert plugin.create_source(account="a") == ("source", {"account": "a"})
+
+
 def test_importing_reconcile_core_does_not_import_plugins() -> None:
     import subprocess
 
