@@ -123,6 +123,13 @@ class TestPipesAndPlugins:
         with closed_pipe() as stdout:
             assert reconcile("ledger", "verify", "--ledger", str(ledger_path), stdout=stdout).returncode == 1
 
+    def test_verify_keeps_a_clean_verdict_into_a_closed_pipe(self, ledger_path: Path) -> None:
+        """The verdict is kept, not replaced by 1: a sound ledger still exits 0."""
+        with closed_pipe() as stdout:
+            done = reconcile("ledger", "verify", "--ledger", str(ledger_path), stdout=stdout)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+
     def test_verify_ok_into_a_closed_pipe(self, ledger_path: Path) -> None:
         with closed_pipe() as stdout:
             assert reconcile("ledger", "verify", "--ledger", str(ledger_path), stdout=stdout).returncode == 0
