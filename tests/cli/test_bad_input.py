@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from reconcile_core._cli import main
 from reconcile_core.sqlite import SqliteLedger
-from reconcile_paradex.testing import LoopbackEndpoints, ParadexSimulator
+from reconcile_paradex.testing import LoopbackEndpoints
 from reconcile_paradex.testing._loopback import LoopbackServer
 
 from ._shell import reconcile
@@ -40,15 +39,6 @@ def refused_option(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert err.startswith("reconcile: error: argument "), err
     assert err.count("\n") == 1, err  # one line, as every error of the command line
     return err
-
-
-@pytest.fixture
-def sim() -> Iterator[tuple[ParadexSimulator, LoopbackEndpoints]]:
-    simulator = ParadexSimulator(seed=11, accounts=1, settlement_lag_ms=50)
-    simulator.run_until(fills=10)
-    simulator.advance(1_000)  # every fill settled: REST lists them all
-    with simulator.serve_loopback_sync() as endpoints:
-        yield simulator, endpoints
 
 
 def urls(endpoints: LoopbackEndpoints) -> list[str]:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,13 @@ import pytest
 from reconcile_core._cli import main
 from reconcile_core.jsonl import REQUIRED_FIELDS
 from reconcile_core.sqlite import SqliteLedger
-from reconcile_paradex.testing import LoopbackEndpoints, ParadexSimulator
+from reconcile_paradex.testing import LoopbackEndpoints
 from reconcile_paradex.testing._loopback import LoopbackServer
 
 from ._shell import closed_pipe, reconcile
 
 DECIMAL_FIELDS = {"price", "size", "fee", "filled", "avg_price"}
 TIME_FIELDS = {"created_at", "updated_at", "started_at"}
-
-
-@pytest.fixture
-def sim() -> Iterator[tuple[ParadexSimulator, LoopbackEndpoints]]:
-    simulator = ParadexSimulator(seed=11, accounts=1, settlement_lag_ms=50)
-    simulator.run_until(fills=40)
-    simulator.advance(1_000)  # every fill settled: REST lists them all
-    with simulator.serve_loopback_sync() as endpoints:
-        yield simulator, endpoints
 
 
 def run_args(endpoints: LoopbackEndpoints, ledger: Path, *extra: str) -> list[str]:
