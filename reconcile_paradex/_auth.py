@@ -175,7 +175,7 @@ def _jwt_claims(token: str) -> Mapping[str, object]:
         return {}
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: nested too deep
         return {}
     return claims if isinstance(claims, dict) else {}
 

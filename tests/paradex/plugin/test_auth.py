@@ -13,7 +13,14 @@ import pytest
 
 from reconcile_core import Discrepancy
 from reconcile_core.errors import AuthenticationError, ReconcileError, UsageError
-from reconcile_paradex import CallableTokenProvider, ReadOnlyToken, Secret, TokenProvider, jwt_expiry
+from reconcile_paradex import (
+    CallableTokenProvider,
+    ParadexSource,
+    ReadOnlyToken,
+    Secret,
+    TokenProvider,
+    jwt_expiry,
+)
 from reconcile_paradex._auth import redact
 
 from .fake_venue import FakeParadex, order_payload, paradex_source, token_minter
@@ -52,6 +59,13 @@ async def test_read_only_token() -> None:
     assert await provider.token() == "long-lived-read-only-jwt"
     assert await provider.token(force_refresh=True) == "long-lived-read-only-jwt"
     assert "long-lived" not in repr(provider)
+
+
+def test_a_token_whose_claims_nest_too_deep_is_unreadable_not_a_crash() -> None:
+    claims = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode().rstrip("=")
+    token = f"eyJhbGciOiJFUzM4NCJ9.{claims}.c2ln"
+    assert jwt_expiry(token) is None
+    ParadexSource(account="0x1", token=token)  # its subject unreadable: left to the venue
 
 
 def test_jwt_expiry() -> None:
