@@ -376,6 +376,13 @@ class ParadexSource:
         prefix = order_id[:13]
         since = int(prefix) if len(order_id) > 13 and prefix.isdigit() and prefix.isascii() else 0
         since = max(0, since - _ID_TIME_SLACK_MS) if since in _ID_TIMES else 0
+        if since:
+            # Paradex's ids begin with their creation time, but the spec makes an id any string:
+            # digits that would date it after the venue's now are no time (read, not remembered:
+            # the remembered reading dates the positions snapshots of a pass).
+            now = self._venue_read_ms if self._venue_read_ms is not None else await self._rest.server_time()
+            if since > now:
+                since = 0
         newest: Order | None = None
         pages = 0
         async with aclosing(self._rest.orders_history(start_at=since, page_size=self._page_size)) as history:

@@ -485,6 +485,7 @@ async def test_not_found_orders_are_none_and_client_id_falls_back_to_history() -
     [
         ("1718941725080201704028870000", 1_718_941_725_082, 1_718_941_725_080 - 60_000),  # time-prefixed, as Paradex's
         ("o7", 3_000, 0),  # no time in the id: from the start
+        ("8615262148007718462", 3_000, 0),  # the spec's example id: digits that would date it in 2243
     ],
 )
 async def test_a_closed_order_the_by_id_endpoint_no_longer_answers_is_found_in_the_history(
@@ -492,6 +493,7 @@ async def test_a_closed_order_the_by_id_endpoint_no_longer_answers_is_found_in_t
 ) -> None:
     # The spec: GET /orders/{id} "Only return orders in OPEN or NEW status" (API.md 3.2).
     fake = FakeParadex()
+    fake.server_time = 1_800_000_000_000  # 2027: after the time in the Paradex-style id
     fake.orders_by_id_open_only = True
     fake.orders["o0"] = order_payload("o0", created_at=1_000, status="CLOSED", remaining_size="0")
     fake.orders[order_id] = order_payload(
