@@ -299,14 +299,19 @@ def parse_fill_bust(payload: object, *, account: str | None, source: Source) -> 
 # -- positions --------------------------------------------------------------
 
 
-def parse_position(payload: object, *, source: Source, account: str | None = None) -> Parsed[Position]:
+def parse_position(
+    payload: object, *, source: Source, account: str | None = None, undated_at: int | None = None
+) -> Parsed[Position]:
     """One ``PositionResp`` (REST ``/positions`` or WS ``positions``) as a :class:`~reconcile_core.Position`.
 
     ``size`` is signed at the venue (negative short) and taken as is; ``side``
     is checked for unknown values and against the sign (a contradiction is a
     warning discrepancy). The version time is ``last_updated_at``, else
-    ``created_at``. With ``account`` (the session's), a payload naming another
-    account is a :class:`ParseError`.
+    ``created_at``, else ``closed_at`` (the spec requires none of them), else
+    ``undated_at``: what the caller knows the answer to be current to (a REST
+    snapshot: the venue clock reading before it, minus the settlement lag).
+    With none, the row is a :class:`ParseError`. With ``account`` (the
+    session's), a payload naming another account is a :class:`ParseError`.
     """
     fields = Fields(payload, "position")
     instrument = fields.text("market")
@@ -316,8 +321,11 @@ def parse_position(payload: object, *, source: Source, account: str | None = Non
     side = fields.optional_enum("side", {"LONG": "LONG", "SHORT": "SHORT"}, "", "")
     fields.optional_enum("status", {"OPEN": "OPEN", "CLOSED": "CLOSED"}, "", "")
     updated_at = fields.optional_integer("last_updated_at")
+    for fallback in ("created_at", "closed_at"):
+        if updated_at is None:
+            updated_at = fields.optional_integer(fallback)
     if updated_at is None:
-        updated_at = fields.optional_integer("created_at")
+        updated_at = undated_at
     if updated_at is None:
         raise ParseError(f"{fields.what}: required field 'last_updated_at' is missing", field="last_updated_at")
     size = fields.decimal("size")
@@ -427,9 +435,16 @@ def parse_open_orders(payload: object, *, source: Source = Source.REST) -> Parse
     return Parsed(OpenOrdersSnapshot(orders=tuple(items), complete=complete, problems=tuple(problems)), tuple(problems))
 
 
-def parse_positions(payload: object, *, source: Source = Source.REST) -> Parsed[PositionsSnapshot]:
-    """``GET /v1/positions``: the complete positions snapshot, ``as_of`` the newest update time."""
-    items, problems, complete = _rows(payload, "positions", lambda row: parse_position(row, source=source))
+def parse_positions(
+    payload: object, *, source: Source = Source.REST, undated_at: int | None = None
+) -> Parsed[PositionsSnapshot]:
+    """``GET /v1/positions``: the complete positions snapshot, ``as_of`` the newest update time.
+
+    ``undated_at`` dates a row that carries no time (see :func:`parse_position`).
+    """
+    items, problems, complete = _rows(
+        payload, "positions", lambda row: parse_position(row, source=source, undated_at=undated_at)
+    )
     as_of = max((p.updated_at for p in items), default=None)
     return Parsed(
         PositionsSnapshot(positions=tuple(items), as_of=as_of, complete=complete, problems=tuple(problems)),

@@ -538,9 +538,13 @@ class ParadexRestClient:
             lambda row: parse_fill_bust(row, account=account, source=Source.REST),
         )
 
-    async def positions(self) -> Parsed[PositionsSnapshot]:
-        """``GET /v1/positions``: the complete positions snapshot (every page, if Paradex pages it)."""
-        return self._scrubbed(self._parse(parse_positions, await self._snapshot("/positions", {}, "positions")))
+    async def positions(self, *, undated_at: int | None = None) -> Parsed[PositionsSnapshot]:
+        """``GET /v1/positions``: the complete positions snapshot (every page, if Paradex pages it).
+
+        ``undated_at`` dates a row without a time (see :func:`parse_position`).
+        """
+        payload = await self._snapshot("/positions", {}, "positions")
+        return self._scrubbed(self._parse(parse_positions, payload, undated_at=undated_at))
 
     async def account_summary(self) -> Parsed[AccountSummary]:
         """``GET /v1/account``."""

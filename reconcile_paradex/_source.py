@@ -337,11 +337,15 @@ class ParadexSource:
         reads the clock first), so it is never later than the venue's time of
         the answer; it is not carried forward by our clock, whose rate need
         not match the venue's. Before the clock is read, an empty list keeps
-        no ``as_of``: absence there is a discrepancy, not a close.
+        no ``as_of``: absence there is a discrepancy, not a close. A listed
+        position without any time (``last_updated_at``, ``created_at``,
+        ``closed_at``: the spec requires none) is dated by the same reading;
+        before it, such a row is a problem and the snapshot incomplete.
         """
         self._check_open()
         read_at = self._venue_read_ms
-        parsed = await self._rest.positions()
+        undated_at = None if read_at is None else max(0, read_at - self._settlement_lag_ms)
+        parsed = await self._rest.positions(undated_at=undated_at)
         _log_problems("positions", parsed.problems)
         snapshot = parsed.value
         if read_at is not None and snapshot.complete:

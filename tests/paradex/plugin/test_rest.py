@@ -583,6 +583,33 @@ async def test_the_history_search_for_one_order_reads_at_most_100_pages() -> Non
     assert len(fake.requests_to("/orders-history")) == 100
 
 
+async def test_a_position_without_a_time_is_dated_by_the_venue_clock_reading() -> None:
+    # The spec's PositionResp requires no field: a venue may leave every time out.
+    fake = FakeParadex()
+    undated = position_payload("ETH-USD-PERP", "2")
+    closed = position_payload("SOL-USD-PERP", "0", status="CLOSED", closed_at=5_000)
+    for field in ("last_updated_at", "created_at"):
+        del undated[field], closed[field]
+    fake.positions = [
+        undated,
+        closed,
+        position_payload("BTC-USD-PERP", "1", last_updated_at=1_000, created_at=1_000),
+    ]
+    async with paradex_source(fake, settlement_lag_ms=120_000) as source:
+        before = await source.positions()  # the venue clock not read yet: nothing dates it
+        assert not before.complete
+        assert [p.instrument for p in before.positions] == ["SOL-USD-PERP", "BTC-USD-PERP"]
+        await source.server_time()
+        snapshot = await source.positions()
+    assert snapshot.complete
+    assert snapshot.problems == ()
+    eth = next(p for p in snapshot.positions if p.instrument == "ETH-USD-PERP")
+    assert (eth.size, eth.updated_at) == (Decimal(2), fake.server_time - 120_000)
+    sol = next(p for p in snapshot.positions if p.instrument == "SOL-USD-PERP")
+    assert sol.updated_at == 5_000  # closed_at, the one time it carries
+    assert snapshot.as_of == fake.server_time - 120_000
+
+
 async def test_a_positions_snapshot_is_current_to_the_venue_clock_reading_minus_the_lag() -> None:
     # /positions may list only open ones: a position closed after the listed ones were last
     # updated must still be judged absent (flat), so as_of cannot be the newest listed time.

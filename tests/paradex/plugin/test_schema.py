@@ -157,7 +157,8 @@ def _order_oracle(item: dict[str, Any]) -> str | None:
 
 
 def _position_oracle(item: dict[str, Any]) -> str | None:
-    if "last_updated_at" not in item and "created_at" not in item:
+    # Without a time, and with no snapshot reading to date it by (a WebSocket update).
+    if not {"last_updated_at", "created_at", "closed_at"} & set(item):
         return "last_updated_at"
     return None
 
