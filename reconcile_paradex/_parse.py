@@ -233,7 +233,8 @@ def parse_order(payload: object, *, source: Source, account: str | None = None) 
             status=status,
             cancel_reason=reason if status.is_terminal and status is not OrderStatus.FILLED else None,
             created_at=created_at,
-            updated_at=created_at if updated_at is None else updated_at,
+            # No update precedes the creation: an earlier time (a zero value, "unset") is none.
+            updated_at=created_at if updated_at is None or updated_at < created_at else updated_at,
             sequence=fields.optional_integer("seq_no"),
             source=source,
         ),

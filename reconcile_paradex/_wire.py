@@ -468,7 +468,7 @@ def _order(wire: OrderWire, source: Source, account: str | None = None) -> Order
         status=status,
         cancel_reason=reason if status in _KEEPS_REASON else None,
         created_at=created_at,
-        updated_at=created_at if updated_at is None else updated_at,
+        updated_at=created_at if updated_at is None or updated_at < created_at else updated_at,
         sequence=wire.seq_no,
         source=source,
     )

@@ -404,6 +404,14 @@ def test_one_field_of_an_order_fast_equals_strict(row: Obj) -> None:
     event("fast" if assert_same_order(row) else "declined")
 
 
+@pytest.mark.parametrize("updated", [0, 1_699_999_999_999])
+def test_an_update_time_before_the_creation_is_the_creation_either_way(updated: int) -> None:
+    # A zero value ("unset", as some encoders write it) would make every later update look stale.
+    row = obj(order_payload("o1", created_at=1_700_000_000_000, last_updated_at=updated, status="OPEN"))
+    assert assert_same_order(row)
+    assert parse_order(decode_json(render(row)), source=Source.WS).value.updated_at == 1_700_000_000_000
+
+
 def test_every_status_mapping_fast_equals_strict() -> None:
     taken = 0
     for status in ["NEW", "OPEN", "UNTRIGGERED", "CLOSED", "closed", "Open", "PENDING"]:
