@@ -507,6 +507,14 @@ class JsonRpcConnection:
         except ParseError as exc:
             self._emit(self._malformed(str(exc), text))
             return
+        if isinstance(message, list) and message:  # a JSON-RPC 2.0 batch: each member on its own
+            for member in message:
+                self._route(member, text)
+            return
+        self._route(message, text)
+
+    def _route(self, message: object, text: str) -> None:
+        """One decoded JSON-RPC message: an answer, a notification, or something to report."""
         if not isinstance(message, dict):
             self._emit(self._malformed("a JSON-RPC message must be an object", text))
             return

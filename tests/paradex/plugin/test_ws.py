@@ -221,6 +221,23 @@ async def test_an_account_summary_of_another_account_is_a_discrepancy_not_the_su
     assert source.account_summary.account_value == Decimal("12.5")
 
 
+async def test_a_json_rpc_batch_of_notifications_gives_each_one() -> None:
+    # JSON-RPC 2.0 lets a server send several messages as one array.
+    fake = FakeParadex()
+    order = json.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "orders.ALL", "data": order_payload("o1")}}
+    )
+    async with paradex_source(fake) as source, source.subscribe() as hints:
+        await fake.push_text(f"[{fill_notification('')}, {order}, 7]")
+        first, second, third = [await next_hint(hints) for _ in range(3)]
+    assert isinstance(first, Fill)
+    assert first.key.fill_id == "f1"
+    assert isinstance(second, Order)
+    assert second.order_id == "o1"
+    assert isinstance(third, Discrepancy)
+    assert "must be an object" in third.detail
+
+
 async def test_malformed_json_is_a_discrepancy_and_the_stream_goes_on() -> None:
     fake = FakeParadex()
     jwt_like = "eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiIweDEifQ.c2lnbmF0dXJl"
