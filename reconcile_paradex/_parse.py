@@ -307,10 +307,10 @@ def parse_position(
 
     ``size`` is signed at the venue (negative short) and taken as is; ``side``
     is checked for unknown values and against the sign (a contradiction is a
-    warning discrepancy). The version time is ``last_updated_at``, else
-    ``created_at``, else ``closed_at`` (the spec requires none of them), else
-    ``undated_at``: what the caller knows the answer to be current to (a REST
-    snapshot: the venue clock reading before it, minus the settlement lag).
+    warning discrepancy). The version time is the latest of
+    ``last_updated_at``, ``created_at`` and ``closed_at`` it carries (the spec
+    requires none of them), else ``undated_at``: what the caller knows the
+    answer to be current to (a REST snapshot: see ``ParadexSource.positions``).
     With none, the row is a :class:`ParseError`. With ``account`` (the
     session's), a payload naming another account is a :class:`ParseError`.
     """
@@ -321,12 +321,10 @@ def parse_position(
         _account(fields, account)
     side = fields.optional_enum("side", {"LONG": "LONG", "SHORT": "SHORT"}, "", "")
     fields.optional_enum("status", {"OPEN": "OPEN", "CLOSED": "CLOSED"}, "", "")
-    updated_at = fields.optional_integer("last_updated_at")
-    for fallback in ("created_at", "closed_at"):
-        if updated_at is None:
-            updated_at = fields.optional_integer(fallback)
-    if updated_at is None:
-        updated_at = undated_at
+    # The latest time the row carries: a close is later than the creation, and an update time
+    # before either (a zero, "unset") is none of them.
+    times = [fields.optional_integer(name) for name in ("last_updated_at", "created_at", "closed_at")]
+    updated_at = max((t for t in times if t is not None), default=undated_at)
     if updated_at is None:
         raise ParseError(f"{fields.what}: required field 'last_updated_at' is missing", field="last_updated_at")
     size = fields.decimal("size")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
@@ -65,6 +66,8 @@ DEFAULT_SETTLEMENT_LAG_MS: Final = 120_000
 _WS: Final = Source.WS
 #: How far before the time in an order id the history search for that order starts (ms).
 _ID_TIME_SLACK_MS: Final = 60_000
+#: How far past the clocks we know an order id's time may be and still be taken as its creation time.
+_ID_FUTURE_SLACK_MS: Final = 86_400_000
 #: Pages of ``/orders-history`` read at most when looking for one order there.
 _HISTORY_SEARCH_PAGES: Final = 100
 #: Error codes of the spec's ``ErrorCode`` with which a venue may refuse to show a closed order
@@ -186,6 +189,8 @@ class ParadexSource:
         self._clock: Clock = clock if clock is not None else SystemClock()
         #: The venue clock (ms) as the last server_time() read it; None before the first.
         self._venue_read_ms: int | None = None
+        #: Per instrument, a position that came without a time: what it read, and the date given then.
+        self._undated: dict[str, tuple[tuple[object, ...], int]] = {}
         self._rest = ParadexRestClient(
             rest_url=rest,
             account=account,
@@ -339,8 +344,10 @@ class ParadexSource:
         not match the venue's. Before the clock is read, an empty list keeps
         no ``as_of``: absence there is a discrepancy, not a close. A listed
         position without any time (``last_updated_at``, ``created_at``,
-        ``closed_at``: the spec requires none) is dated by the same reading;
-        before it, such a row is a problem and the snapshot incomplete.
+        ``closed_at``: the spec requires none) is dated by the same reading,
+        and keeps that date while it reads the same (else every pass would
+        report it changed); before the clock is read, such a row is a problem
+        and the snapshot incomplete.
         """
         self._check_open()
         read_at = self._venue_read_ms
@@ -348,11 +355,28 @@ class ParadexSource:
         parsed = await self._rest.positions(undated_at=undated_at)
         _log_problems("positions", parsed.problems)
         snapshot = parsed.value
+        if undated_at is not None:
+            snapshot = self._keep_undated_dates(snapshot, undated_at)
         if read_at is not None and snapshot.complete:
             current_to = read_at - self._settlement_lag_ms
             if snapshot.as_of is None or current_to > snapshot.as_of:
                 snapshot = attrs.evolve(snapshot, as_of=current_to)
         return snapshot
+
+    def _keep_undated_dates(self, snapshot: PositionsSnapshot, undated_at: int) -> PositionsSnapshot:
+        """``snapshot`` with each position dated ``undated_at`` (it carried no time) given back the
+        date it first had, if it reads the same as then: a new date is a new version."""
+        positions = list(snapshot.positions)
+        for index, position in enumerate(positions):
+            if position.updated_at != undated_at:
+                continue
+            content = (position.size, position.entry_price, position.last_fill_id, position.sequence)
+            known = self._undated.get(position.instrument)
+            if known is not None and known[0] == content:
+                positions[index] = attrs.evolve(position, updated_at=known[1])
+            else:
+                self._undated[position.instrument] = (content, undated_at)
+        return attrs.evolve(snapshot, positions=tuple(positions))
 
     async def order(self, order_id: str) -> Order | None:
         """``GET /v1/orders/{id}``; ``None`` when Paradex does not know it.
@@ -380,13 +404,12 @@ class ParadexSource:
         prefix = order_id[:13]
         since = int(prefix) if len(order_id) > 13 and prefix.isdigit() and prefix.isascii() else 0
         since = max(0, since - _ID_TIME_SLACK_MS) if since in _ID_TIMES else 0
-        if since:
-            # Paradex's ids begin with their creation time, but the spec makes an id any string:
-            # digits that would date it after the venue's now are no time (read, not remembered:
-            # the remembered reading dates the positions snapshots of a pass).
-            now = self._venue_read_ms if self._venue_read_ms is not None else await self._rest.server_time()
-            if since > now:
-                since = 0
+        # Paradex's ids begin with their creation time, but the spec makes an id any string (its
+        # example, 8615262148007718462, would date it in 2243): digits that date it more than a
+        # day past both clocks we know (the last venue reading may be old) are no time.
+        latest = max(self._venue_read_ms or 0, int(time.time() * 1000))
+        if since > latest + _ID_FUTURE_SLACK_MS:
+            since = 0
         newest: Order | None = None
         pages = 0
         async with aclosing(self._rest.orders_history(start_at=since, page_size=self._page_size)) as history:

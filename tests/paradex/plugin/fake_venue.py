@@ -124,7 +124,7 @@ def position_payload(market: str, size: str, **overrides: Any) -> dict[str, Any]
         "realized_positional_pnl": "0",
         "realized_positional_funding_pnl": "0",
         "last_updated_at": 1_700_000_000_000,
-        "created_at": 1_700_000_000_000,
+        "created_at": 1,  # early: tests set last_updated_at alone
     }
     payload.update(overrides)
     return payload

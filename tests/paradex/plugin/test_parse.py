@@ -371,13 +371,18 @@ def test_fill_sizes_cannot_be_negative() -> None:
 
 def test_positions_are_signed_and_versioned() -> None:
     position = parse_position(
-        position_payload("ETH-USD-PERP", "-2.5", seq_no="77", last_fill_id="f9", last_updated_at=9), source=Source.WS
+        position_payload("ETH-USD-PERP", "-2.5", seq_no="77", last_fill_id="f9", last_updated_at=9, created_at=1),
+        source=Source.WS,
     ).value
     assert position.size == Decimal("-2.5")
     assert (position.sequence, position.last_fill_id, position.updated_at) == (77, "f9", 9)
     payload = position_payload("ETH-USD-PERP", "1")
     del payload["last_updated_at"]
     assert parse_position(payload, source=Source.WS).value.updated_at == payload["created_at"]
+    # The latest time it carries: a close after the creation, an update time of 0 ("unset") ignored.
+    for times, expected in (({"closed_at": 2_000}, 2_000), ({"last_updated_at": 0}, 1_000)):
+        row = {**payload, "created_at": 1_000, **times}
+        assert parse_position(row, source=Source.WS).value.updated_at == expected
     del payload["created_at"]
     with pytest.raises(ParseError) as caught:
         parse_position(payload, source=Source.WS)
@@ -386,7 +391,12 @@ def test_positions_are_signed_and_versioned() -> None:
 
 def test_positions_snapshot_as_of_is_the_newest_update() -> None:
     snapshot = parse_positions(
-        {"results": [position_payload("A", "1", last_updated_at=5), position_payload("B", "0", last_updated_at=9)]}
+        {
+            "results": [
+                position_payload("A", "1", last_updated_at=5, created_at=1),
+                position_payload("B", "0", last_updated_at=9, created_at=1),
+            ]
+        }
     ).value
     assert snapshot.as_of == 9
     assert snapshot.complete

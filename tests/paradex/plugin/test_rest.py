@@ -493,13 +493,16 @@ async def test_a_closed_order_the_by_id_endpoint_no_longer_answers_is_found_in_t
 ) -> None:
     # The spec: GET /orders/{id} "Only return orders in OPEN or NEW status" (API.md 3.2).
     fake = FakeParadex()
-    fake.server_time = 1_800_000_000_000  # 2027: after the time in the Paradex-style id
     fake.orders_by_id_open_only = True
     fake.orders["o0"] = order_payload("o0", created_at=1_000, status="CLOSED", remaining_size="0")
     fake.orders[order_id] = order_payload(
         order_id, client_id="", created_at=created_at, last_updated_at=created_at + 9, status="CLOSED"
     )
     async with paradex_source(fake) as source:
+        # The venue clock read long before the order was made (a pass's reading grows old):
+        # an id dated after it is still a time, as long as it is not far past our clocks.
+        fake.server_time = 1_700_000_500_000
+        await source.server_time()
         found = await source.order(order_id)
         assert found is not None
         assert (found.order_id, found.status, found.updated_at) == (order_id, OrderStatus.CANCELED, created_at + 9)
@@ -608,6 +611,28 @@ async def test_a_position_without_a_time_is_dated_by_the_venue_clock_reading() -
     sol = next(p for p in snapshot.positions if p.instrument == "SOL-USD-PERP")
     assert sol.updated_at == 5_000  # closed_at, the one time it carries
     assert snapshot.as_of == fake.server_time - 120_000
+
+
+async def test_an_undated_position_keeps_its_date_while_it_reads_the_same() -> None:
+    # Dated anew by every pass's reading, an unchanged position would be a new version each pass.
+    fake = FakeParadex()
+    undated = position_payload("ETH-USD-PERP", "2")
+    del undated["last_updated_at"], undated["created_at"]
+    fake.positions = [undated]
+    async with paradex_source(fake, settlement_lag_ms=0) as source:
+        await source.server_time()
+        first = (await source.positions()).positions[0]
+        fake.server_time += 60_000
+        await source.server_time()
+        again = await source.positions()
+        assert again.positions[0] == first
+        assert again.as_of == fake.server_time  # the snapshot itself is current to the new reading
+        fake.positions = [{**undated, "size": "3"}]
+        fake.server_time += 60_000
+        await source.server_time()
+        changed = (await source.positions()).positions[0]
+    assert (changed.size, changed.updated_at) == (Decimal(3), fake.server_time)
+    assert first.updated_at == fake.server_time - 120_000
 
 
 async def test_a_positions_snapshot_is_current_to_the_venue_clock_reading_minus_the_lag() -> None:
