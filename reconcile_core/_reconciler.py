@@ -385,16 +385,19 @@ class AccountReconciler:
         """The venue clock reads ``now``, behind a reading that ran ahead.
 
         A complete positions snapshot dated by that reading judged positions
-        flat at a time that has not come yet: flat positions inferred after
+        flat at a time that has not come yet, and a venue that sends no time
+        with a position has it dated by that reading: positions dated after
         ``now`` are forgotten (the next positions snapshot says what they
-        are), and so is the remembered snapshot if it is dated after ``now``.
-        This steps outside the merge laws, as any reset of a wrong clock does.
+        are; dated in the future, they would outrank every true version until
+        the clock caught up), and so is the remembered snapshot if it is dated
+        after ``now``. This steps outside the merge laws, as any reset of a
+        wrong clock does.
         """
         absent_at = self._absent_at
         if absent_at is not None and absent_at[0] > now:
             self._absent_at = None
-        for instrument, (key, position) in list(self._positions.items()):
-            if position.updated_at > now and key == position_version(position, inferred=True):
+        for instrument, (_key, position) in list(self._positions.items()):
+            if position.updated_at > now:
                 del self._positions[instrument]
         return self._finish(_Out())
 

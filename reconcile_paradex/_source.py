@@ -372,7 +372,8 @@ class ParadexSource:
                 continue
             content = (position.size, position.entry_price, position.last_fill_id, position.sequence)
             known = self._undated.get(position.instrument)
-            if known is not None and known[0] == content:
+            # A date later than this reading came from a reading that ran ahead: not kept.
+            if known is not None and known[0] == content and known[1] <= undated_at:
                 positions[index] = attrs.evolve(position, updated_at=known[1])
             else:
                 self._undated[position.instrument] = (content, undated_at)

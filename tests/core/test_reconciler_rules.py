@@ -278,6 +278,18 @@ class TestCompleteSnapshots:
         assert r.positions["BTC-PERP"].size == 1
         assert r.positions["ETH-PERP"].size == 2  # newer than this snapshot's time: kept
 
+    def test_a_position_dated_by_a_clock_that_ran_ahead_is_forgotten_too(self) -> None:
+        # A venue that sends positions without a time has them dated by the venue clock reading:
+        # from a reading an hour ahead, one would outrank every true version for that hour.
+        r = make()
+        r.merge_positions(
+            PositionsSnapshot(positions=(position("BTC-PERP", size=Decimal(2), updated_at=10_000),), as_of=10_000)
+        )
+        assert r.venue_clock_went_back(5_000).events == ()
+        assert "BTC-PERP" not in r.positions
+        r.merge(position("BTC-PERP", size=Decimal(5), updated_at=6_000))  # the true version, now taken
+        assert r.positions["BTC-PERP"].size == 5
+
     def test_a_flat_position_judged_flat_again_is_no_news(self) -> None:
         r = make()
         r.merge(position("BTC-PERP", size=Decimal(0), updated_at=5))

@@ -631,8 +631,13 @@ async def test_an_undated_position_keeps_its_date_while_it_reads_the_same() -> N
         fake.server_time += 60_000
         await source.server_time()
         changed = (await source.positions()).positions[0]
-    assert (changed.size, changed.updated_at) == (Decimal(3), fake.server_time)
-    assert first.updated_at == fake.server_time - 120_000
+        # A reading behind the date it was given (that one ran ahead): dated anew, not kept.
+        fake.server_time -= 3_600_000
+        await source.server_time()
+        back = (await source.positions()).positions[0]
+        assert back.updated_at == fake.server_time
+    assert (changed.size, changed.updated_at) == (Decimal(3), fake.server_time + 3_600_000)
+    assert first.updated_at == fake.server_time + 3_600_000 - 120_000
 
 
 async def test_a_positions_snapshot_is_current_to_the_venue_clock_reading_minus_the_lag() -> None:
