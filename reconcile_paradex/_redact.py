@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["cut", "redact"]
+__all__ = ["body_excerpt", "cut", "redact"]
 
 # A JWT: three base64url parts, the first two starting with '{"' encoded, perhaps glued to
 # the end of other base64url characters (kept, group 1). Only a run's first "eyJ" can start
@@ -131,3 +131,15 @@ def cut(text: str, limit: int, *secrets: str) -> str:
     """At most ``limit`` characters of ``text``, redacted (see :func:`redact`) before the cut."""
     window = text[: limit + _LOOKAHEAD + max((len(s) for s in secrets), default=0)]
     return redact(window, *secrets)[:limit]
+
+
+#: How much of a body :func:`body_excerpt` reads (the excerpt is cut far shorter, after redaction).
+_BODY_WINDOW: Final = 16384
+
+
+def body_excerpt(content: bytes, *secrets: str) -> str:
+    """The start of an HTTP body, for an error message: decoded, redacted, cut to 200 characters, quoted.
+
+    Only the body's first ``_BODY_WINDOW`` bytes are read: a huge body costs no more.
+    """
+    return repr(cut(content[:_BODY_WINDOW].decode("utf-8", "replace"), 200, *secrets))

@@ -63,7 +63,7 @@ from ._parse import (
     parse_server_time,
 )
 from ._ratelimit import Clock, RetryPolicy, SystemClock, TokenBucket, shared_bucket
-from ._redact import cut, redact
+from ._redact import body_excerpt, cut, redact
 from ._urls import check_url, shown_url
 from ._wire import fills_page, orders_page
 
@@ -86,8 +86,6 @@ logger = logging.getLogger("reconcile_paradex.rest")
 #: The largest ``page_size`` Paradex accepts on ``/fills``, ``/orders-history`` and ``/tradebusts``.
 MAX_PAGE_SIZE: Final = 5000
 _USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
-#: The bytes of a body an error message quotes from (200 characters of it, redacted first).
-_EXCERPT_WINDOW: Final = 16384
 
 _NOT_FOUND_CODES: Final = frozenset({"ORDER_ID_NOT_FOUND", "CLIENT_ORDER_ID_NOT_FOUND", "NOT_FOUND"})
 _AUTH_CODES: Final = frozenset(
@@ -343,9 +341,7 @@ class ParadexRestClient:
         return repr(cut(response.headers.get("content-type", "unknown"), 80, self._last_token))
 
     def _excerpt(self, response: httpx.Response) -> str:
-        # Redacted before the cut (see _redact); the window bounds the work on a huge body.
-        text = response.content[:_EXCERPT_WINDOW].decode("utf-8", "replace")
-        return repr(cut(text, 200, self._last_token))
+        return body_excerpt(response.content, self._last_token)
 
     def _redacted(self, problems: tuple[Discrepancy, ...]) -> tuple[Discrepancy, ...]:
         """``problems`` without the token: a discrepancy quotes the venue's fields, and the venue

@@ -48,7 +48,7 @@ from reconcile_core.errors import TimeoutError as RequestTimeoutError
 from ._auth import DEFAULT_JWT_LIFETIME, GEO_BLOCK_MESSAGE, Secret, check_seconds, redact, usable_for
 from ._fields import decode_json, is_nonempty_str
 from ._parse import parse_error_body
-from ._redact import cut
+from ._redact import body_excerpt
 from ._urls import ENVIRONMENTS, shown_url
 
 __all__ = [
@@ -69,8 +69,6 @@ AUTH_PATH: Final = "/v1/auth"
 _USER_AGENT: Final = "reconcile-trading (reconcile_paradex)"
 #: The shortest signature part worth redacting (shorter ones would hide ordinary numbers).
 _MIN_SIGNATURE_CHARS: Final = 16
-#: How much of an error body is read for its excerpt (the excerpt is cut shorter, after redaction).
-_EXCERPT_WINDOW: Final = 16384
 _EC_ORDER: Final = 0x800000000000010FFFFFFFFFFFFFFFFB781126DCAE7B2321E66A241ADC64D2F
 
 # The typed-data types of the auth message, exactly as API.md §2.2 (and paradex-py) write them.
@@ -451,8 +449,7 @@ class StarknetKeyTokenProvider:
         elif from_api:
             detail = "no error message"
         else:  # an HTML page from a proxy, a CDN or a wrong URL: show what it was
-            body = response.content[:_EXCERPT_WINDOW].decode("utf-8", "replace")
-            detail = f"a body that is not JSON: {cut(body, 200, *self._secrets(signature))!r}"
+            detail = f"a body that is not JSON: {body_excerpt(response.content, *self._secrets(signature))}"
         text = f"{what}: Paradex answered HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
         if status == 429:
             retry_after = _seconds_header(response.headers.get("Retry-After"))

@@ -41,7 +41,7 @@ MAX_TOKEN_FILE = 64 * 1024
 def positive_seconds(text: str) -> float:
     """An argparse ``type``: a finite number of seconds > 0 (``nan`` and ``inf`` pass a ``<= 0`` check)."""
     try:
-        value = float(text)
+        value = float(text)  # float ok: seconds, not money
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
